@@ -1,0 +1,45 @@
+# One entry point per task a user runs. `make setup` is idempotent; demo/test call it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+CONF ?= conf/flights.yaml
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PYSPARK_PYTHON := $(abspath $(BIN))/python
+
+.PHONY: setup demo test lint mlflow-ui clean bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
+	PYTHON=$(PYTHON) scripts/check_prereqs.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=68,<81' wheel 'cmake>=3.18,<4'
+	# CPU build of torch unless a CUDA toolkit is present (a plain `torch` pulls a multi-GB CUDA build).
+	if command -v nvcc >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.1,<2.15'; \
+	else $(BIN)/pip install --quiet 'torch==2.13.0'; fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	PATH=$(abspath $(BIN)):$$PATH scripts/install_horovod.sh $(VENV)
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m pipeline demo --conf $(CONF)
+
+test: setup
+	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check pipeline jobs tests benchmarks
+	$(BIN)/ruff format --check pipeline jobs tests benchmarks
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow.db) --host 127.0.0.1 --port 5000
+
+bench: setup
+	$(BIN)/python benchmarks/prepare.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/score.py
+
+clean:
+	rm -rf work spark-warehouse metastore_db derby.log .pytest_cache

@@ -1,0 +1,25 @@
+"""Errors a user can cause; the CLI prints them as one line (no stack trace unless --debug)."""
+
+
+class PipelineError(Exception):
+    """Base class: the message names the setting/column/file, the bad value and the fix."""
+
+
+class ConfigError(PipelineError):
+    """A config file, overlay or --set override is invalid."""
+
+
+class DataError(PipelineError):
+    """Input data is missing, empty or does not match its declared schema."""
+
+
+class TrainingError(PipelineError):
+    """A training worker failed or the cluster cannot run the requested workers."""
+
+
+class TrackingError(PipelineError):
+    """MLflow tracking server or model registry is unreachable or lacks a model/alias."""
+
+
+class ScoringError(PipelineError):
+    """Batch scoring cannot run (schema drift, missing model, bad date)."""

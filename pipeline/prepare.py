@@ -1,0 +1,191 @@
+"""The prepare stage: sources -> SQL -> clean/quarantine -> split -> fit spec on train -> features Parquet.
+
+Every source is read once and persisted; all later steps read the cached rows. Outputs are written to a
+staging folder and swapped in whole, so a rerun replaces them exactly and readers never see half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from pipeline.cleaning import split_clean, tag_invalid
+from pipeline.config import PipelineConfig
+from pipeline.errors import DataError
+from pipeline.features import ROW_HASH, SPLIT, assign_split, fit_spec, transform
+from pipeline.sources import REASON, load_sources, primary_source, raw_table
+from pipeline.spec import FeatureSpec
+from pipeline.storage import Storage
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    output_dir: str
+    spec: FeatureSpec
+    report: dict
+
+
+def prepared_dir(config: PipelineConfig) -> str:
+    return config.path("prepared")
+
+
+def run_prepare(spark, config: PipelineConfig) -> PrepareResult:
+    """Run the whole prepare stage and return where it wrote, the fitted spec and the quality report.
+
+    Raises:
+        DataError: unreadable/empty sources, bad SQL, counts that do not reconcile, empty train split.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    storage = Storage(spark)
+    final_dir = prepared_dir(config)
+    storage.check_writable(config.path(), "work_dir")
+    staging = f"{final_dir}.staging-{uuid.uuid4().hex[:8]}"
+
+    loaded = load_sources(spark, config.data, config.cleaning.max_string_length)
+    primary = primary_source(loaded)
+    table = raw_table(spark, config.data, loaded)
+    tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True)
+    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    clean, rejected = split_clean(tagged, stage="clean", source="table")
+    clean = assign_split(clean, config.split).persist(StorageLevel.MEMORY_AND_DISK)
+
+    read_counts = _read_counts(loaded)
+    table_counts = {
+        ("clean" if r["ok"] else "quarantined"): r["count"]
+        for r in tagged.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()
+    }
+    counts = _reconcile(primary.name, read_counts, table_counts, config.data.query is not None)
+    spec, stats = fit_spec(clean, config.features, config.data.key_columns)
+    log.info(
+        "fitted feature spec: %d numeric, %d categorical columns", len(spec.numeric_columns), len(spec.categorical)
+    )
+
+    try:
+        _write_outputs(spark, config, staging, clean, rejected, loaded, spec)
+        reasons = _reason_counts(spark, f"{staging}/quarantine")
+        report = {
+            "counts": counts,
+            "split_rows": stats["split_rows"],
+            "quarantine_reasons": reasons,
+            "null_rate": stats["null_rate"],
+            "train_label_mean": stats["train_label_mean"],
+            "feature_columns": {"numeric": spec.numeric_columns, "categorical": spec.categorical_columns},
+            "raw_input_passes": 1,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        storage.write_text(f"{staging}/feature_spec.json", spec.to_json())
+        storage.write_text(f"{staging}/quality_report.json", json.dumps(report, indent=2))
+        storage.replace_dir(staging, final_dir)
+    finally:
+        storage.delete(staging)
+        for item in loaded:
+            item.tagged.unpersist()
+        tagged.unpersist()
+        clean.unpersist()
+    log.info(
+        "prepare done in %.1fs: %d input rows -> %d clean + %d quarantined; written to %s",
+        report["seconds"],
+        counts["input_rows"],
+        counts["clean_rows"],
+        counts["quarantined_rows"],
+        final_dir,
+    )
+    return PrepareResult(final_dir, spec, report)
+
+
+def _read_counts(loaded) -> dict[str, dict[str, int]]:
+    from pyspark.sql import functions as F
+
+    out = {}
+    for item in loaded:
+        rows = item.tagged.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()
+        by_status = {bool(r["ok"]): r["count"] for r in rows}
+        out[item.name] = {
+            "read": sum(by_status.values()),
+            "valid": by_status.get(True, 0),
+            "quarantined": by_status.get(False, 0),
+        }
+    return out
+
+
+def _reconcile(primary: str, read_counts: dict, table_counts: dict, has_query: bool) -> dict:
+    """Every primary input row must end in clean/ or quarantine/ exactly once."""
+    table_rows = table_counts.get("clean", 0) + table_counts.get("quarantined", 0)
+    valid_primary = read_counts[primary]["valid"]
+    if table_rows != valid_primary:
+        raise DataError(
+            f"data.query returned {table_rows} rows from {valid_primary} readable rows of primary source "
+            f"{primary!r}: a join fanned out or a WHERE dropped rows, so rows could not be accounted for. "
+            "Fix: join only tables that are unique on the join key (deduplicate them in a CTE) and move "
+            "filters into cleaning.rules so dropped rows are quarantined with a reason"
+        )
+    if table_rows == 0:
+        raise DataError(f"source {primary!r} has no readable rows. Fix: check the input files and schema")
+    quarantined = read_counts[primary]["quarantined"] + table_counts.get("quarantined", 0)
+    counts = {
+        "input_rows": read_counts[primary]["read"],
+        "clean_rows": table_counts.get("clean", 0),
+        "quarantined_rows": quarantined,
+        "quarantined_at_read": read_counts[primary]["quarantined"],
+        "quarantined_at_clean": table_counts.get("quarantined", 0),
+        "sources": read_counts,
+        "uses_query": has_query,
+    }
+    counts["reconciled"] = counts["input_rows"] == counts["clean_rows"] + counts["quarantined_rows"]
+    if not counts["reconciled"]:  # unreachable by construction; a guard against future edits
+        raise DataError(f"row counts do not reconcile: {counts}")
+    return counts
+
+
+def _write_outputs(spark, config: PipelineConfig, staging: str, clean, rejected, loaded, spec: FeatureSpec) -> None:
+    from pyspark.sql import functions as F
+
+    clean.drop(ROW_HASH).write.mode("overwrite").parquet(f"{staging}/clean")
+    quarantine = rejected
+    for item in loaded:
+        quarantine = quarantine.unionByName(item.bad)
+    quarantine.write.mode("overwrite").parquet(f"{staging}/quarantine")
+
+    columns = spec.numeric_columns + spec.categorical_columns + (["label"] if spec.label else [])
+    bytes_per_row = 4 * max(len(columns), 1)
+    out = transform(clean.where(F.col(SPLIT).isin(*SPLITS)), spec, keep=(SPLIT, ROW_HASH))
+    (
+        out.repartition(config.prepare.output_files, F.col(ROW_HASH))
+        .sortWithinPartitions(ROW_HASH)
+        .drop(ROW_HASH)
+        .write.mode("overwrite")
+        .option("parquet.block.size", str(config.prepare.row_group_rows * bytes_per_row))
+        .partitionBy(SPLIT)
+        .parquet(f"{staging}/features_by_split")
+    )
+    storage = Storage(spark)
+    storage.write_text(f"{staging}/features/_layout.json", json.dumps({"columns": columns}))
+    for name in SPLITS:
+        source = f"{staging}/features_by_split/{SPLIT}={name}"
+        if not storage.exists(source):
+            raise DataError(
+                f"the {name} split has no rows. Fix: check split settings (split.{name} or fractions) against the data"
+            )
+        storage.rename(source, f"{staging}/features/{name}")
+    storage.delete(f"{staging}/features_by_split")
+
+
+def _reason_counts(spark, quarantine_path: str, limit: int = 50) -> list[dict]:
+    rows = (
+        spark.read.parquet(quarantine_path)
+        .groupBy("_source", "_stage", REASON)
+        .count()
+        .orderBy("count", ascending=False)
+        .limit(limit)
+        .collect()
+    )
+    return [{"source": r["_source"], "stage": r["_stage"], "reason": r[REASON], "rows": r["count"]} for r in rows]

