@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
 	PYTHON=$(PYTHON) scripts/check_prereqs.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=68,<81' wheel 'cmake>=3.18,<4'
-	# CPU build of torch unless a CUDA toolkit is present (a plain `torch` pulls a multi-GB CUDA build).
-	if command -v nvcc >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.1,<2.15'; \
+	# CPU build of torch unless a GPU is visible (a plain `torch` pulls a multi-GB CUDA build).
+	if nvidia-smi -L >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.1,<2.15'; \
 	else $(BIN)/pip install --quiet 'torch==2.13.0'; fi
 	$(BIN)/pip install --quiet -e '.[dev]'
 	PATH=$(abspath $(BIN)):$$PATH scripts/install_horovod.sh $(VENV)

@@ -22,7 +22,9 @@ CACHE_DIR="${SPARKTRAIN_CACHE:-$HOME/.cache/sparktrain}/wheels"
 
 torch_version="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 py_tag="$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')"
-if command -v nvcc >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(0 if torch.version.cuda else 1)'; then
+# NCCL needs a CUDA toolkit (nvcc), a CUDA build of torch, and a GPU to be worth it.
+if command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 \
+   && "$PY" -c 'import torch,sys; sys.exit(0 if torch.version.cuda else 1)'; then
     flavour="cuda"
 else
     flavour="cpu"
