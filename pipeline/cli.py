@@ -74,6 +74,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.train_stage import run_train
+
+    config = _load(args)
+    outcome = _with_spark(config, lambda spark: run_train(spark, config, fresh=args.fresh))
+    log.info("train run %s: test %s", outcome.run_id, outcome.result["test_metrics"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show stack traces and DEBUG logs")
@@ -91,17 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="raw sources -> clean/quarantine/features Parquet + feature spec")
     _add_config_args(p)
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("train", help="train on features/ with Horovod or TorchDistributor; resumes unfinished runs")
+    _add_config_args(p)
+    p.add_argument("--fresh", action="store_true", help="start a new run even if an unfinished one can resume")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Our progress lines at INFO; third-party loggers (py4j logs every socket close at INFO) at WARNING.
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("pipeline").setLevel(logging.DEBUG if args.debug else logging.INFO)
+    logging.getLogger("py4j").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -44,7 +44,9 @@ def test_csv_dirt_is_quarantined_with_reasons(spark, tmp_path):
 
 def test_json_lines_and_parquet(spark, tmp_path):
     (tmp_path / "j").mkdir()
-    (tmp_path / "j" / "a.json").write_text('{"id": 1, "name": "a", "score": 1.5}\n{"id": "no", "name": "b"}\nnot json\n')
+    (tmp_path / "j" / "a.json").write_text(
+        '{"id": 1, "name": "a", "score": 1.5}\n{"id": "no", "name": "b"}\nnot json\n'
+    )
     loaded = load_source(spark, SourceConfig(name="j", format="json", path=str(tmp_path / "j"), schema=SCHEMA), 100)
     assert loaded.valid.count() == 1
     reasons = sorted(reasons_by_record(loaded).values())

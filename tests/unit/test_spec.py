@@ -46,7 +46,12 @@ def test_pandas_transform_values():
     )
     numeric, categorical = spec.transform_pandas(df)
     assert spec.numeric_columns == [
-        "num__x", "miss__x", "ts__t__hour_sin", "ts__t__hour_cos", "ts__t__dow_sin", "ts__t__dow_cos",
+        "num__x",
+        "miss__x",
+        "ts__t__hour_sin",
+        "ts__t__hour_cos",
+        "ts__t__dow_sin",
+        "ts__t__dow_cos",
     ]
     # (clip(x) - 1) / 2 with nulls/inf imputed by the median 2.0
     np.testing.assert_allclose(numeric[:, 0], [1.0, 0.5, 4.5, 0.5])

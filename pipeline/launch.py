@@ -1,0 +1,129 @@
+"""Driver side of training: check task slots, launch workers with Horovod or TorchDistributor, report failures."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import sys
+import threading
+
+from pipeline.errors import TrainingError
+from pipeline.training import TrainPlan, ddp_entry, horovod_entry
+
+log = logging.getLogger(__name__)
+TAIL_LINES = 30
+
+
+def available_slots(spark) -> tuple[int, str]:
+    """Task slots the application can use at once: executors x cores / spark.task.cpus (local[k] -> k)."""
+    sc = spark.sparkContext
+    master = sc.master
+    task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
+    cluster = re.fullmatch(r"local-cluster\[(\d+),\s*(\d+),\s*(\d+)\]", master)
+    if local:
+        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
+        source = f"spark.master={master}"
+    elif cluster:
+        cores = int(cluster.group(1)) * int(cluster.group(2))
+        source = f"spark.master={master} ({cluster.group(1)} executors x {cluster.group(2)} cores)"
+    else:
+        cores = sc.defaultParallelism  # total cores of registered executors on standalone/YARN/k8s
+        source = f"{cores} executor cores registered with {master}"
+    return cores // task_cpus, f"{source}, spark.task.cpus={task_cpus}"
+
+
+def check_slots(spark, num_proc: int) -> None:
+    """Fail in seconds instead of Horovod waiting start_timeout for slots that will never come."""
+    slots, source = available_slots(spark)
+    if num_proc > slots:
+        raise TrainingError(
+            f"train.num_proc={num_proc} but the Spark application has only {slots} task slot(s) ({source}). "
+            f"Fix: set train.num_proc<={slots}, or give Spark more cores (e.g. spark.master=local[{num_proc}] "
+            "or more executors)"
+        )
+
+
+class TailStream:
+    """File-like sink that forwards worker output and remembers its last lines for the error message."""
+
+    def __init__(self, target, tail: collections.deque):
+        self.target = target
+        self.tail = tail
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            self.target.write(text)
+            for line in text.splitlines():
+                if line.strip():
+                    self.tail.append(line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def launch(spark, plan: TrainPlan, backend: str, num_proc: int, start_timeout_s: int, nics: list[str] | None) -> dict:
+    """Run the training function on `num_proc` Spark tasks and return rank 0's result.
+
+    Raises:
+        TrainingError: too few slots, or a worker failed (message ends with the workers' last output lines).
+    """
+    check_slots(spark, num_proc)
+    tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
+    try:
+        if backend == "horovod":
+            return _launch_horovod(plan, num_proc, start_timeout_s, nics, tail)
+        return _launch_torch_distributor(plan, num_proc, nics)
+    except TrainingError:
+        raise
+    except Exception as exc:
+        lines = "\n  ".join(tail) if tail else "(no worker output captured)"
+        raise TrainingError(
+            f"training with {backend} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}\n"
+            f"last worker output:\n  {lines}\n"
+            "Fix: see the worker error above; re-running the same command resumes from the last checkpoint"
+        ) from None
+
+
+def _launch_horovod(plan: TrainPlan, num_proc: int, start_timeout_s: int, nics, tail) -> dict:
+    import horovod.spark
+
+    env = dict(os.environ)
+    if nics:
+        env["HOROVOD_GLOO_IFACE"] = nics[0]
+    results = horovod.spark.run(
+        horovod_entry,
+        args=(plan,),
+        num_proc=num_proc,
+        start_timeout=start_timeout_s,
+        env=env,
+        stdout=TailStream(sys.stdout, tail),
+        stderr=TailStream(sys.stderr, tail),
+        verbose=0,
+        nics=set(nics) if nics else None,
+    )
+    return next(r for r in results if r.get("rank") == 0)
+
+
+def _launch_torch_distributor(plan: TrainPlan, num_proc: int, nics) -> dict:
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    if nics:
+        # Gloo picks its interface from this; the distributor passes the driver's environment through.
+        os.environ["GLOO_SOCKET_IFNAME"] = nics[0]
+    use_gpu = _cuda_available()
+    distributor = TorchDistributor(num_processes=num_proc, local_mode=False, use_gpu=use_gpu)
+    result = distributor.run(ddp_entry, plan)
+    if not isinstance(result, dict):
+        raise TrainingError(f"TorchDistributor returned {type(result).__name__}, expected rank 0's result dict")
+    return result
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
