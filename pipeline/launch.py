@@ -13,7 +13,8 @@ from pipeline.errors import TrainingError
 from pipeline.training import TrainPlan, ddp_entry, horovod_entry
 
 log = logging.getLogger(__name__)
-TAIL_LINES = 30
+TAIL_LINES = 12  # per rank
+_RANK_PREFIX = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:")
 
 
 def available_slots(spark) -> tuple[int, str]:
@@ -46,20 +47,43 @@ def check_slots(spark, num_proc: int) -> None:
         )
 
 
-class TailStream:
-    """File-like sink that forwards worker output and remembers its last lines for the error message."""
+class WorkerTails:
+    """Last lines of each rank's output (Horovod prefixes lines with [rank]<stdout>:), for error messages."""
 
-    def __init__(self, target, tail: collections.deque):
-        self.target = target
-        self.tail = tail
+    def __init__(self) -> None:
+        self.by_rank: dict[str, collections.deque] = {}
         self.lock = threading.Lock()
 
-    def write(self, text: str) -> int:
+    def add(self, line: str) -> None:
+        match = _RANK_PREFIX.match(line)
+        key = f"rank {match.group(1)}" if match else "driver"
         with self.lock:
-            self.target.write(text)
-            for line in text.splitlines():
-                if line.strip():
-                    self.tail.append(line.rstrip())
+            self.by_rank.setdefault(key, collections.deque(maxlen=TAIL_LINES)).append(line.rstrip())
+
+    def render(self) -> str:
+        if not self.by_rank:
+            return "(no worker output captured)"
+        parts = []
+        for key in sorted(self.by_rank):
+            parts.append(f"{key}:\n    " + "\n    ".join(self.by_rank[key]))
+        return "\n  ".join(parts)
+
+
+class TailStream:
+    """File-like sink that forwards worker output and remembers each rank's last lines."""
+
+    def __init__(self, target, tails: WorkerTails):
+        self.target = target
+        self.tails = tails
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.target.write(text)
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.tails.add(line)
         return len(text)
 
     def flush(self) -> None:
@@ -73,7 +97,7 @@ def launch(spark, plan: TrainPlan, backend: str, num_proc: int, start_timeout_s:
         TrainingError: too few slots, or a worker failed (message ends with the workers' last output lines).
     """
     check_slots(spark, num_proc)
-    tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
+    tail = WorkerTails()
     try:
         if backend == "horovod":
             return _launch_horovod(plan, num_proc, start_timeout_s, nics, tail)
@@ -81,10 +105,9 @@ def launch(spark, plan: TrainPlan, backend: str, num_proc: int, start_timeout_s:
     except TrainingError:
         raise
     except Exception as exc:
-        lines = "\n  ".join(tail) if tail else "(no worker output captured)"
         raise TrainingError(
             f"training with {backend} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}\n"
-            f"last worker output:\n  {lines}\n"
+            f"last output of each worker:\n  {tail.render()}\n"
             "Fix: see the worker error above; re-running the same command resumes from the last checkpoint"
         ) from None
 

@@ -140,7 +140,7 @@ class ShardedParquetLoader:
         limit = self.steps_per_epoch if full_only else None
         for chunk in self._arrays(epoch):
             if carry is not None:
-                chunk = tuple(np.concatenate([c, n]) for c, n in zip(carry, chunk))
+                chunk = tuple(np.concatenate([c, n]) for c, n in zip(carry, chunk, strict=True))
             start = 0
             while len(chunk[0]) - start >= self.batch_size:
                 if limit is not None and emitted >= limit:

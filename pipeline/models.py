@@ -49,7 +49,7 @@ class TabularMLP(nn.Module):
     ):
         super().__init__()
         dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
-        self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cardinalities, dims))
+        self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cardinalities, dims, strict=True))
         layers: list[nn.Module] = []
         width = num_numeric + sum(dims)
         for size in hidden:

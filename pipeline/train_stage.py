@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.config import PipelineConfig
 from pipeline.errors import DataError, TrainingError
-from pipeline.launch import launch
+from pipeline.launch import check_slots, launch
 from pipeline.prepare import prepared_dir
 from pipeline.spec import FeatureSpec
 from pipeline.training import TrainPlan, plan_threads
@@ -82,6 +82,7 @@ def run_train(spark, config: PipelineConfig, fresh: bool = False) -> TrainResult
         DataError: prepare has not run. TrainingError: slots or worker failure. TrackingError: MLflow.
     """
     spec = load_prepared_spec(config)
+    check_slots(spark, config.train.num_proc)  # before any MLflow run exists
     uri = tracking.configure(config.tracking, config.spark.master)
     experiment_id = tracking.ensure_experiment(config.tracking)
     resume_id = None if fresh else tracking.find_resumable_run(experiment_id, "train", tracking.config_hash(config))

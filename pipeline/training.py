@@ -152,7 +152,6 @@ def train(plan: TrainPlan, backend) -> dict:
     best = {"metric": None, "epoch": -1, "weights": None, "bad_epochs": 0}
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
         history = list(state["history"])
         best = {
@@ -164,6 +163,10 @@ def train(plan: TrainPlan, backend) -> dict:
         if rank0:
             log.info("resuming from checkpoint: epoch %d of %d already done", start_epoch, plan.epochs)
     model, optimizer = backend.wrap(model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step)
+    if state is not None:
+        # After wrapping: hvd.DistributedOptimizer re-creates the optimizer from its param_groups only,
+        # so Adam moments loaded earlier would be silently dropped.
+        optimizer.load_state_dict(state["optimizer"])
     backend.broadcast_state(unwrap(model), optimizer)
 
     target_lr = plan.lr * (backend.size if plan.scale_lr_by_workers else 1)

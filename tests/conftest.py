@@ -81,3 +81,30 @@ def prepared_flights(spark, flights_config_factory):
 
     config = flights_config_factory()
     return config, run_prepare(spark, config)
+
+
+@pytest.fixture(scope="session")
+def train_config_factory(prepared_flights, tmp_path_factory):
+    """Training configs over the prepared subsample, each with its own MLflow store."""
+    config, _ = prepared_flights
+
+    def make(*overrides: str):
+        store = tmp_path_factory.mktemp("mlflow")
+        from pipeline.config import load_config
+
+        return load_config(
+            [ROOT / "conf/flights.yaml", ROOT / "conf/local.yaml"],
+            [
+                f"work_dir={config.work_dir}",
+                "spark.shuffle_partitions=4",
+                f"tracking.uri=sqlite:///{store}/mlflow.db",
+                f"tracking.artifact_root={store}/artifacts",
+                "train.epochs=3",
+                "train.batch_size=512",
+                "train.patience=5",
+                "train.model.hidden=[64,64]",
+                *overrides,
+            ],
+        )
+
+    return make

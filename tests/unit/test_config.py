@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.config import load_config
-from tests.conftest import ROOT
 from pipeline.errors import ConfigError
+from tests.conftest import ROOT
 
 
 def write(tmp_path, name, text):
@@ -35,7 +36,7 @@ def test_overlays_merge_in_order_and_set_wins(tmp_path):
 
 def test_config_is_frozen():
     config = load_config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.train.epochs = 5
 
 

@@ -1,0 +1,93 @@
+"""Real 2-worker training through horovod.spark.run and TorchDistributor on the flights subsample."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import tracking
+from pipeline.errors import TrainingError
+from pipeline.launch import launch
+from pipeline.train_stage import FAULT_ENV, build_plan, run_train
+from tests.unit.test_loader import write_features
+
+pytestmark = pytest.mark.integration
+
+
+def test_horovod_two_workers_learn_and_only_rank0_logs(spark, train_config_factory):
+    config = train_config_factory()
+    outcome = run_train(spark, config)
+    result = outcome.result
+    assert result["world_size"] == 2
+    assert result["best_metric"] >= 0.65  # val AUC; predicting the base rate gives 0.5
+    assert result["test_metrics"]["test_auc"] >= 0.65
+    assert len(result["history"]) == 3
+    history = tracking.run_metric_history(outcome.run_id, "val_auc")
+    assert sorted(step for step, _ in history) == [0, 1, 2]  # one value per epoch: rank 1 never logged
+    assert Path(result["best_model_path"]).exists()
+
+
+def test_torch_distributor_backend_trains_the_same_loop(spark, train_config_factory):
+    config = train_config_factory("train.backend=torch_distributor")
+    result = run_train(spark, config).result
+    assert result["world_size"] == 2
+    assert result["best_metric"] >= 0.65
+    assert len(result["history"]) == 3
+
+
+def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch):
+    uninterrupted = run_train(spark, train_config_factory("train.seed=11"))
+
+    config = train_config_factory("train.seed=11")
+    monkeypatch.setenv(FAULT_ENV, "1,5,1")  # rank 1 hard-exits at epoch 1 (0-based), step 5
+    started = time.monotonic()
+    with pytest.raises(TrainingError) as err:
+        run_train(spark, config)
+    assert time.monotonic() - started < 120  # bounded: no waiting on the dead rank forever
+    assert "fault injection" in str(err.value)  # the worker's own last lines reach the driver
+    monkeypatch.delenv(FAULT_ENV)
+
+    resumed = run_train(spark, config)
+    assert resumed.result["resumed_from_epoch"] == 1  # epoch 0 was checkpointed, epoch 1 was not
+    assert resumed.result["epochs_run"] == uninterrupted.result["epochs_run"] == 3
+    weights_a = torch.load(uninterrupted.result["best_model_path"], weights_only=True)
+    weights_b = torch.load(resumed.result["best_model_path"], weights_only=True)
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert resumed.result["test_metrics"] == uninterrupted.result["test_metrics"]
+
+
+def test_uneven_shards_finish_without_hang(spark, train_config_factory, prepared_flights, tmp_path):
+    _, prepared = prepared_flights
+    for split, sizes in {"train": [3000, 800, 250], "val": [500, 37], "test": [300]}.items():
+        write_features(tmp_path / "features" / split, sizes)
+    config = train_config_factory("train.epochs=2", "train.batch_size=64")
+    spec = prepared.spec
+    plan = build_plan(config, spec, str(tmp_path / "ckpt"), None, None)
+    plan = plan.__class__(
+        **{
+            **plan.__dict__,
+            "features_dir": str(tmp_path / "features"),
+            "numeric_columns": ["a", "b"],
+            "categorical_columns": ["c"],
+            "cardinalities": [7],
+            "monitor": "val_loss",
+        }
+    )
+    result = launch(spark, plan, "horovod", 2, 60, ["lo"])
+    assert result["steps_per_epoch"] == 1050 // 64  # the smaller shard (800 + 250 rows) sets the pace
+    assert result["epochs_run"] == 2
+
+
+def test_slot_check_errors_before_any_run(spark, train_config_factory):
+    config = train_config_factory("train.num_proc=3", "train.start_timeout_s=600")
+    started = time.monotonic()
+    with pytest.raises(TrainingError) as err:
+        run_train(spark, config)
+    assert time.monotonic() - started < 30  # instead of Horovod's 600 s start_timeout
+    message = str(err.value)
+    assert "train.num_proc=3" in message and "only 2 task slot(s)" in message and "local[2]" in message
