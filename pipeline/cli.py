@@ -78,8 +78,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pipeline.train_stage import run_train
 
     config = _load(args)
-    outcome = _with_spark(config, lambda spark: run_train(spark, config, fresh=args.fresh))
+    outcome = _with_spark(
+        config, lambda spark: run_train(spark, config, fresh=args.fresh, force_promote=args.force_promote)
+    )
     log.info("train run %s: test %s", outcome.run_id, outcome.result["test_metrics"])
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from pipeline.scoring import run_score_job
+
+    config = _load(args)
+    _with_spark(config, lambda spark: run_score_job(spark, config, args.date, args.model_version))
     return 0
 
 
@@ -104,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train on features/ with Horovod or TorchDistributor; resumes unfinished runs")
     _add_config_args(p)
     p.add_argument("--fresh", action="store_true", help="start a new run even if an unfinished one can resume")
+    p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless of metrics")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("score", help="score one date with the registered model (spark_udf) into predictions/")
+    _add_config_args(p)
+    p.add_argument("--date", required=True, help="YYYY-MM-DD: selects input rows and the output partition")
+    p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
+    p.set_defaults(func=_cmd_score)
     return parser
 
 

@@ -97,11 +97,12 @@ class Storage:
 
     def replace_dir(self, staged: str, final: str) -> None:
         """Swap a fully written `staged` folder into `final`, so readers never see a partial output."""
-        backup = f"{final.rstrip('/')}.old-{uuid.uuid4().hex[:8]}"
+        parent, name = final.rstrip("/").rsplit("/", 1)
+        # Hidden (dot) name: Spark's partition discovery and most readers skip it during the swap.
+        backup = f"{parent}/.{name}.old-{uuid.uuid4().hex[:8]}"
         had_old = self.exists(final)
         if had_old:
             self.rename(final, backup)
-        parent = final.rstrip("/").rsplit("/", 1)[0]
         self._fs(parent).mkdirs(self._path(parent))
         self.rename(staged, final)
         if had_old:

@@ -157,6 +157,12 @@ def _chunks(items: list, size: int):
         yield items[i : i + size]
 
 
+def active_run_id() -> str:
+    import mlflow
+
+    return mlflow.active_run().info.run_id
+
+
 def mark_finished(run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -12,6 +12,7 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import DataError, TrainingError
 from pipeline.launch import check_slots, launch
 from pipeline.prepare import prepared_dir
+from pipeline.registry import RegisteredModel
 from pipeline.spec import FeatureSpec
 from pipeline.training import TrainPlan, plan_threads
 
@@ -25,6 +26,7 @@ class TrainResult:
     result: dict
     spec: FeatureSpec
     checkpoint_dir: str
+    model: RegisteredModel
 
 
 def load_prepared_spec(config: PipelineConfig) -> FeatureSpec:
@@ -75,7 +77,7 @@ def build_plan(
     )
 
 
-def run_train(spark, config: PipelineConfig, fresh: bool = False) -> TrainResult:
+def run_train(spark, config: PipelineConfig, fresh: bool = False, force_promote: bool = False) -> TrainResult:
     """Train with config.train.backend; re-running after a failure resumes the same MLflow run.
 
     Raises:
@@ -116,9 +118,52 @@ def run_train(spark, config: PipelineConfig, fresh: bool = False) -> TrainResult
         **result["test_metrics"],
     }
     tracking.log_metrics(final)
-    tracking.log_dict(
-        {k: v for k, v in result.items() if k != "history"} | {"history": result["history"]}, "training/result.json"
-    )
+    tracking.log_dict(result, "training/result.json")
+    model = _register_and_evaluate(spark, config, spec, result, force_promote)
     tracking.mark_finished(run_id)
     tracking.end_run()
-    return TrainResult(run_id, result, spec, checkpoint_dir)
+    return TrainResult(run_id, result, spec, checkpoint_dir, model)
+
+
+def _test_rows(spark, config: PipelineConfig, spec: FeatureSpec, limit: int = 200_000):
+    """Clean test-split rows (model inputs + label) as pandas, for the input example and the plots."""
+    from pyspark.sql import functions as F
+
+    from pipeline.features import SPLIT
+
+    clean = spark.read.parquet(str(Path(prepared_dir(config)) / "clean"))
+    rows = clean.where(F.col(SPLIT) == "test").select(*spec.input_columns, spec.label.column)
+    return rows.limit(limit).toPandas()
+
+
+def _register_and_evaluate(spark, config: PipelineConfig, spec: FeatureSpec, result: dict, force: bool):
+    """Register the best weights as a pyfunc, plot its test behaviour, and decide on promotion."""
+    from pipeline import plots, registry
+    from pipeline.metrics import higher_is_better
+
+    test = _test_rows(spark, config, spec)
+    inputs = test[spec.input_columns]
+    model = registry.log_and_register(
+        spec, config.train.model.model_dump(), result["best_model_path"], config.tracking.model_name, inputs.head(5)
+    )
+    predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
+    figures = {"learning_curves.png": plots.learning_curves(result["history"], config.train.monitor)}
+    y_true = test[spec.label.column].to_numpy(dtype="float64")
+    if spec.label.task == "binary":
+        figures |= plots.classification_figures(y_true, predictions["probability"].to_numpy())
+    elif spec.label.task == "regression":
+        figures |= plots.regression_figures(y_true, predictions["prediction"].to_numpy())
+    for name, figure in figures.items():
+        tracking.log_figure(figure, f"plots/{name}")
+        plots.close(figure)
+    metric = config.tracking.promote_metric or "test_" + config.train.monitor.removeprefix("val_")
+    decision = registry.promote(model, metric, higher_is_better(metric), force)
+    tracking.log_dict(decision, "registry/promotion.json")
+    tracking.set_tags(
+        {
+            "registry.model": model.name,
+            "registry.version": model.version,
+            "registry.promoted": str(decision["promoted"]),
+        }
+    )
+    return model

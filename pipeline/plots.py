@@ -1,0 +1,78 @@
+"""Training and evaluation figures (matplotlib, headless) for the MLflow run."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: drivers and CI have no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def learning_curves(history: list[dict], monitor: str):
+    """Loss per epoch (train vs val) and the monitored metric."""
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+    axes[0].plot(epochs, [h["val_loss"] for h in history], marker="o", label="val")
+    axes[0].set(title="loss", xlabel="epoch")
+    axes[0].legend()
+    metric = monitor.removeprefix("val_")
+    if f"train_{metric}" in history[0]:
+        axes[1].plot(epochs, [h[f"train_{metric}"] for h in history], marker="o", label="train")
+    axes[1].plot(epochs, [h[monitor] for h in history], marker="o", label="val")
+    axes[1].set(title=metric, xlabel="epoch")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def classification_figures(y_true: np.ndarray, scores: np.ndarray) -> dict[str, object]:
+    """ROC, precision-recall and confusion matrix (threshold 0.5) for a binary task."""
+    from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
+
+    figures = {}
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"AUC {auc(fpr, tpr):.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(title="ROC (test)", xlabel="false positive rate", ylabel="true positive rate")
+    ax.legend()
+    figures["roc_curve.png"] = fig
+
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(recall, precision)
+    ax.axhline(y_true.mean(), linestyle="--", color="grey", label=f"base rate {y_true.mean():.3f}")
+    ax.set(title="precision-recall (test)", xlabel="recall", ylabel="precision")
+    ax.legend()
+    figures["pr_curve.png"] = fig
+
+    matrix = confusion_matrix(y_true.astype(int), (scores >= 0.5).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center")
+    ax.set(title="confusion matrix (test, t=0.5)", xlabel="predicted", ylabel="actual", xticks=[0, 1], yticks=[0, 1])
+    figures["confusion_matrix.png"] = fig
+    return figures
+
+
+def regression_figures(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, object]:
+    residuals = predictions - y_true
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.hist(residuals, bins=50)
+    ax.set(title="residuals (test)", xlabel="prediction - actual")
+    figures = {"residuals.png": fig}
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(y_true, predictions, s=2, alpha=0.3)
+    low, high = float(np.min(y_true)), float(np.max(y_true))
+    ax.plot([low, high], [low, high], color="grey", linestyle="--")
+    ax.set(title="predicted vs actual (test)", xlabel="actual", ylabel="predicted")
+    figures["predicted_vs_actual.png"] = fig
+    return figures
+
+
+def close(fig) -> None:
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""Batch scoring: new raw data -> same sources/SQL/cleaning (no fitting) -> spark_udf -> one date partition.
+
+A run for a date writes to a hidden staging folder, then swaps it in as predictions/date=YYYY-MM-DD, so a
+rerun replaces exactly that partition and readers never see duplicates or half-written files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from pipeline.cleaning import split_clean, tag_invalid
+from pipeline.config import DataConfig, PipelineConfig
+from pipeline.errors import ScoringError
+from pipeline.pyfunc import output_columns
+from pipeline.registry import RegisteredModel
+from pipeline.sources import load_sources, primary_source, raw_table
+from pipeline.spec import FeatureSpec
+from pipeline.storage import Storage
+
+log = logging.getLogger(__name__)
+DATE_TOKEN = "{date}"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    output_path: str
+    quarantine_path: str
+    rows_scored: int
+    rows_quarantined: int
+    model: RegisteredModel
+
+
+def parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ScoringError(f"--date {value!r} is not a date. Fix: use YYYY-MM-DD, e.g. --date 2013-12-31") from None
+
+
+def output_dirs(config: PipelineConfig) -> tuple[str, str]:
+    out = config.score.output_dir or config.path("predictions")
+    quarantine = config.score.quarantine_dir or config.path("score_quarantine")
+    return out.rstrip("/"), quarantine.rstrip("/")
+
+
+def scoring_sources(config: PipelineConfig, day: dt.date) -> DataConfig:
+    """Source paths for new data: score.input_sources overrides, with {date} filled in."""
+    sources = []
+    for source in config.data.sources:
+        path = config.score.input_sources.get(source.name, source.path).replace(DATE_TOKEN, day.isoformat())
+        sources.append(source.model_copy(update={"path": path}))
+    unknown = set(config.score.input_sources) - {s.name for s in config.data.sources}
+    if unknown:
+        raise ScoringError(
+            f"score.input_sources names unknown source(s) {sorted(unknown)}. Fix: use names from data.sources"
+        )
+    return config.data.model_copy(update={"sources": sources})
+
+
+def check_schema(clean, spec: FeatureSpec) -> None:
+    """Stop before any write when an input column the model needs is missing or has another type."""
+    found = dict(clean.dtypes)
+    for column, expected in spec.input_schema.items():
+        if spec.label and column == spec.label.column:
+            continue
+        if column not in found:
+            raise ScoringError(
+                f"input column {column!r} required by the model is missing from the scoring data "
+                f"(it has {sorted(found)}). Fix: restore it in the source / data.query, or retrain"
+            )
+        if found[column] != expected:
+            raise ScoringError(
+                f"input column {column!r} has type {found[column]} but the model was trained on {expected}. "
+                f"Fix: cast it to {expected} in data.query or the source schema"
+            )
+
+
+def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: FeatureSpec, date: str) -> ScoreResult:
+    """Score the rows of `date` with `model` and atomically replace that date's output partition.
+
+    Raises:
+        ScoringError: bad date, schema drift, or no rows. DataError: unreadable sources.
+    """
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    day = parse_date(date)
+    storage = Storage(spark)
+    out_dir, quarantine_dir = output_dirs(config)
+    storage.check_writable(out_dir, "score.output_dir")
+    data = scoring_sources(config, day)
+    loaded = load_sources(spark, data, config.cleaning.max_string_length)
+    table = raw_table(spark, data, loaded)
+    primary = primary_source(loaded)
+    declared_path = next(s.path for s in config.data.sources if s.name == primary.name)
+    date_partitioned = DATE_TOKEN in config.score.input_sources.get(primary.name, declared_path)
+    if config.data.date_column:
+        if config.data.date_column not in table.columns:
+            raise ScoringError(f"data.date_column={config.data.date_column!r} is not a column of the scoring data")
+        table = table.where(F.to_date(F.col(config.data.date_column)) == F.lit(day))
+    elif not date_partitioned:
+        raise ScoringError(
+            "cannot select rows for --date: set data.date_column, or put {date} in the primary source path "
+            "(or score.input_sources)"
+        )
+    tagged = tag_invalid(table, config.cleaning, None, with_label=False)
+    clean, rejected = split_clean(tagged, stage="clean", source="table")
+    check_schema(clean, spec)
+    if date_partitioned:
+        rejected = rejected.unionByName(primary.bad)  # unreadable rows of this date's files
+
+    spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
+    fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label.task)]
+    udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")
+    scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    keys = [c for c in config.data.key_columns if c in clean.columns]
+    predictions = clean.select(
+        *keys,
+        udf(F.struct(*[F.col(c) for c in spec.input_columns])).alias("_p"),
+    ).select(
+        *keys,
+        *[F.col(f"_p.{f.name}").alias(f.name) for f in fields],
+        F.lit(model.name).alias("model_name"),
+        F.lit(model.version).alias("model_version"),
+        F.lit(model.run_id).alias("model_run_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+    )
+    partition = f"date={day.isoformat()}"
+    token = uuid.uuid4().hex[:8]
+    staged_out = f"{out_dir}/.staging-{token}/{partition}"
+    staged_bad = f"{quarantine_dir}/.staging-{token}/{partition}"
+    try:
+        predictions.write.mode("overwrite").parquet(staged_out)
+        rejected.write.mode("overwrite").parquet(staged_bad)
+        rows = spark.read.parquet(staged_out).count()
+        bad = spark.read.parquet(staged_bad).count()
+        if rows == 0 and bad == 0:
+            raise ScoringError(
+                f"no input rows for --date {day} (data.date_column={config.data.date_column}). "
+                "Fix: check the date and the source paths; nothing was written"
+            )
+        storage.replace_dir(staged_out, f"{out_dir}/{partition}")
+        storage.replace_dir(staged_bad, f"{quarantine_dir}/{partition}")
+    finally:
+        storage.delete(f"{out_dir}/.staging-{token}")
+        storage.delete(f"{quarantine_dir}/.staging-{token}")
+        for item in loaded:
+            item.tagged.unpersist()
+    log.info(
+        "scored %d rows for %s with %s v%s (%d quarantined) -> %s/%s",
+        rows,
+        day,
+        model.name,
+        model.version,
+        bad,
+        out_dir,
+        partition,
+    )
+    return ScoreResult(f"{out_dir}/{partition}", f"{quarantine_dir}/{partition}", rows, bad, model)
+
+
+def run_score_job(spark, config: PipelineConfig, date: str, model_version: str | None = None) -> ScoreResult:
+    """Resolve the model (@champion or a version), score `date` inside an MLflow run linked to training.
+
+    Raises:
+        TrackingError: model name/alias/version missing or tracking store unreachable.
+    """
+    from pipeline import registry, tracking
+
+    parse_date(date)
+    tracking.configure(config.tracking, config.spark.master)
+    model = registry.resolve(config.tracking.model_name, model_version)
+    spec = registry.load_pyfunc(model.uri).unwrap_python_model().spec  # also proves the model loads
+    experiment_id = tracking.ensure_experiment(config.tracking)
+    tracking.start_run(experiment_id, "score", config)
+    tracking.set_tags(
+        {
+            "score.date": date,
+            "registry.model": model.name,
+            "registry.version": model.version,
+            "pipeline.train_run_id": model.run_id,
+        }
+    )
+    try:
+        result = run_score(spark, config, model, spec, date)
+    except Exception:
+        tracking.end_run("FAILED")
+        raise
+    tracking.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
+    tracking.mark_finished(tracking.active_run_id())
+    tracking.end_run()
+    return result
