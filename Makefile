@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-CONF ?= conf/flights.yaml
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
@@ -24,7 +23,7 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m pipeline demo --conf $(CONF)
+	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)

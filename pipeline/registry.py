@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import TrackingError
-from pipeline.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS, TabularModel, output_columns
+from pipeline.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS, output_columns
 from pipeline.spec import FeatureSpec
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def log_and_register(
         config_path.write_text(json.dumps(model_config, indent=2), encoding="utf-8")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=TabularModel(),
+            python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),  # models-from-code: nothing pickled
             artifacts={ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)},
             code_paths=[str(PACKAGE_DIR)],  # the model loads where only its own files + pip requirements exist
             signature=signature_for(spec),
@@ -134,7 +134,7 @@ def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: 
         "metric": metric,
         "candidate_metric": candidate_value,
         "champion_metric": champion_value,
-        "previous_champion_version": champion.version if champion else None,
+        "previous_champion_version": str(champion.version) if champion else None,
     }
     log.info("promotion of %s v%s: %s (%s)", model.name, model.version, "champion" if promoted else "kept", why)
     return decision

@@ -60,9 +60,9 @@ def scoring_sources(config: PipelineConfig, day: dt.date) -> DataConfig:
     return config.data.model_copy(update={"sources": sources})
 
 
-def check_schema(clean, spec: FeatureSpec) -> None:
+def check_schema(table, spec: FeatureSpec) -> None:
     """Stop before any write when an input column the model needs is missing or has another type."""
-    found = dict(clean.dtypes)
+    found = dict(table.dtypes)
     for column, expected in spec.input_schema.items():
         if spec.label and column == spec.label.column:
             continue
@@ -107,9 +107,9 @@ def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: Featu
             "cannot select rows for --date: set data.date_column, or put {date} in the primary source path "
             "(or score.input_sources)"
         )
+    check_schema(table, spec)  # drift is reported against the model before cleaning rules run
     tagged = tag_invalid(table, config.cleaning, None, with_label=False)
     clean, rejected = split_clean(tagged, stage="clean", source="table")
-    check_schema(clean, spec)
     if date_partitioned:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of this date's files
 

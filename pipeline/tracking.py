@@ -132,15 +132,22 @@ def start_run(
     """Start (or re-open) a run and log the effective config as params + YAML artifact, commit and tags."""
     import mlflow
 
+    parent = mlflow.active_run()
+    nested = parent is not None
     if run_id is not None:
-        return mlflow.start_run(run_id=run_id)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{stage}")
+        return mlflow.start_run(run_id=run_id, nested=nested)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, nested=nested)
+    execution = (
+        parent.data.tags.get(TAG_PIPELINE_ID, parent.info.run_id)
+        if parent
+        else execution_id or os.environ.get("SPARKTRAIN_EXECUTION_ID") or run.info.run_id
+    )
     mlflow.set_tags(
         {
             TAG_STAGE: stage,
             TAG_CONFIG_HASH: config_hash(config),
             TAG_STATUS: "running",
-            TAG_PIPELINE_ID: execution_id or run.info.run_id,
+            TAG_PIPELINE_ID: execution,
             "mlflow.source.git.commit": git_commit(),
         }
     )

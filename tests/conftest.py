@@ -108,3 +108,20 @@ def train_config_factory(prepared_flights, tmp_path_factory):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_flights(spark, train_config_factory):
+    """One 2-worker Horovod training run (registered as version 1, @champion) shared by several tests."""
+    from pipeline.train_stage import run_train
+
+    config = train_config_factory()
+    return config, run_train(spark, config)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -17,9 +17,8 @@ from tests.unit.test_loader import write_features
 pytestmark = pytest.mark.integration
 
 
-def test_horovod_two_workers_learn_and_only_rank0_logs(spark, train_config_factory):
-    config = train_config_factory()
-    outcome = run_train(spark, config)
+def test_horovod_two_workers_learn_and_only_rank0_logs(trained_flights):
+    _, outcome = trained_flights
     result = outcome.result
     assert result["world_size"] == 2
     assert result["best_metric"] >= 0.65  # val AUC; predicting the base rate gives 0.5
