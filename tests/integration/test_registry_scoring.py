@@ -62,7 +62,8 @@ def test_model_loads_in_fresh_process_from_its_own_files(trained_flights, spark,
         f"m = mlflow.pyfunc.load_model({outcome.model.uri!r})\n"
         "import pipeline\n"
         "assert '/artifacts/code/pipeline' in pipeline.__file__, pipeline.__file__\n"
-        f"m.predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r})).to_parquet({str(tmp_path / 'out.parquet')!r})\n"
+        "rows = pd.read_parquet('rows.parquet')\n"
+        "m.predict(rows).to_parquet('out.parquet')\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.resolve_uri(config.tracking.uri)}
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=300)
