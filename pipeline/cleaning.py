@@ -81,7 +81,8 @@ def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label
         tagged = tagged.withColumn(
             REASON, F.when(duplicate.isNull(), F.col(REASON)).otherwise(F.concat_ws("; ", F.col(REASON), duplicate))
         )
-    return tagged.withColumn(RECORD, F.to_json(F.struct(*[F.col(c) for c in df.columns])))
+    record = F.when(F.col(REASON).isNotNull(), F.to_json(F.struct(*[F.col(c) for c in df.columns])))
+    return tagged.withColumn(RECORD, record)  # only quarantined rows carry their original values
 
 
 def split_clean(tagged, stage: str, source: str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from pipeline.storage import Storage
 
 log = logging.getLogger(__name__)
 DATE_TOKEN = "{date}"
+FAULT_ENV = "SPARKTRAIN_FAULT_SCORE_EXIT_BEFORE_SWAP"  # test hook: die after writing, before publishing
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: Featu
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
     )
     partition = f"date={day.isoformat()}"
+    for stale in storage.glob_dirs(f"{out_dir}/.staging-*") + storage.glob_dirs(f"{quarantine_dir}/.staging-*"):
+        storage.delete(stale)  # left by a killed run; never visible to readers (one scorer per output dir)
     token = uuid.uuid4().hex[:8]
     staged_out = f"{out_dir}/.staging-{token}/{partition}"
     staged_bad = f"{quarantine_dir}/.staging-{token}/{partition}"
@@ -138,6 +142,9 @@ def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: Featu
         rejected.write.mode("overwrite").parquet(staged_bad)
         rows = spark.read.parquet(staged_out).count()
         bad = spark.read.parquet(staged_bad).count()
+        if os.environ.get(FAULT_ENV):
+            log.error("fault injection: exiting after the staged write, before the swap")
+            os._exit(19)
         if rows == 0 and bad == 0:
             raise ScoringError(
                 f"no input rows for --date {day} (data.date_column={config.data.date_column}). "

@@ -139,10 +139,12 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
             )
         typed.append(value.alias(column))
     reason = F.concat_ws("; ", *problems)
-    record = F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(c) for c in source.schema_])))
+    failed = reason != ""
+    # The original text is only kept for rows that go to quarantine (serialising every row is costly).
+    record = F.when(failed, F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(c) for c in source.schema_]))))
     return raw.select(
         *typed,
-        F.when(reason != "", reason).alias(REASON),
+        F.when(failed, reason).alias(REASON),
         record.alias(RECORD),
     )
 

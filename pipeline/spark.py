@@ -40,3 +40,15 @@ def build_spark(cfg: SparkConfig):
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s session on %s", spark.version, cfg.master)
     return spark
+
+
+def file_bytes_read(spark) -> int | None:
+    """Bytes read from files through Hadoop FileSystem so far, or None when executors run in other JVMs.
+
+    Cache and shuffle reads do not count (unlike task input metrics), so prepare can state how many passes it
+    made over the raw input, measured rather than assumed. Only visible for local masters.
+    """
+    if not spark.sparkContext.master.startswith("local"):
+        return None
+    stats = spark.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.getAllStatistics()
+    return sum(s.getBytesRead() for s in stats)

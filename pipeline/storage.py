@@ -45,6 +45,11 @@ class Storage:
             key=lambda f: f.path,
         )
 
+    def glob_dirs(self, pattern: str) -> list[str]:
+        """Directories matched by a glob (not their contents)."""
+        statuses = self._fs(pattern).globStatus(self._path(pattern)) or []
+        return sorted(s.getPath().toString() for s in statuses if s.isDirectory())
+
     def first_line(self, path: str) -> str | None:
         stream = self._fs(path).open(self._path(path))
         try:

@@ -82,7 +82,7 @@ def ensure_experiment(tracking: TrackingConfig) -> str:
     if experiment is not None:
         return experiment.experiment_id
     artifact_root = tracking.artifact_root
-    if "://" not in artifact_root:
+    if ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/ pass through)
         artifact_root = Path(artifact_root).absolute().as_uri()
     return mlflow.create_experiment(tracking.experiment, artifact_location=artifact_root)
 

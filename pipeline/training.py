@@ -197,6 +197,7 @@ def train(plan: TrainPlan, backend) -> dict:
             if last_micro:
                 backend.step(optimizer, model, plan.grad_clip)
                 optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
+        train_seconds = time.perf_counter() - started
         train_metrics = MetricSums.finalize(
             plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
         )
@@ -209,6 +210,7 @@ def train(plan: TrainPlan, backend) -> dict:
             **train_metrics,
             **val_metrics,
             "samples_per_s": samples / seconds,
+            "train_samples_per_s": samples / train_seconds,  # optimisation steps only, without validation
             "epoch_seconds": seconds,
         }
         history.append(record)
@@ -291,7 +293,9 @@ def _evaluate(model, loader: ShardedParquetLoader, task: str, backend, device, n
 def _log_epoch(plan: TrainPlan, record: dict, epoch: int, epoch_seconds: list[float]) -> None:
     remaining = plan.epochs - epoch - 1
     eta = remaining * (sum(epoch_seconds) / len(epoch_seconds))
-    shown = {k: v for k, v in record.items() if k not in ("epoch", "epoch_seconds", "samples_per_s")}
+    shown = {
+        k: v for k, v in record.items() if k not in ("epoch", "epoch_seconds", "samples_per_s", "train_samples_per_s")
+    }
     log.info(
         "epoch %d/%d %s samples/s=%.0f %.1fs ETA %.0fs",
         epoch + 1,

@@ -1,0 +1,112 @@
+"""Scoring throughput: spark_udf on local[2] vs in-process pyfunc predict (1 torch thread), same rows, one run.
+
+Uses the prepared demo data (work/prepared, from `make demo`) and the feature spec it fitted; registers an
+MLP pyfunc with those features in a throwaway MLflow store (weights do not change speed). Rows: the clean
+flights rows repeated to --rows. The UDF result is forced with Spark's `noop` sink, so writing is not timed.
+
+    python benchmarks/score.py [--rows 1000000] [--batches 10000,100000,200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batches", default="10000,100000,200000")
+    parser.add_argument("--prepared", default=str(ROOT / "work" / "prepared"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+    import mlflow
+    import torch
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from pipeline import registry
+    from pipeline.config import SparkConfig
+    from pipeline.features import SPLIT
+    from pipeline.models import build_model
+    from pipeline.spark import build_spark
+    from pipeline.spec import FeatureSpec
+
+    prepared = Path(args.prepared)
+    if not (prepared / "feature_spec.json").exists():
+        raise SystemExit(f"no prepared data in {prepared}: run `make demo` (or python -m pipeline prepare) first")
+    spec = FeatureSpec.load(prepared / "feature_spec.json")
+    model_cfg = {"type": "mlp", "hidden": [256, 256], "activation": "relu", "dropout": 0.1, "norm": "layer"}
+    store = Path(tempfile.mkdtemp(prefix="score-bench-"))
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    experiment = mlflow.create_experiment("bench", artifact_location=(store / "art").as_uri())
+    net = build_model(model_cfg, len(spec.numeric_columns), spec.cardinalities, 1)
+    torch.save(net.state_dict(), store / "weights.pt")
+
+    spark = build_spark(SparkConfig(master="local[2]", shuffle_partitions=2))
+    clean = spark.read.parquet(str(prepared / "clean")).where(F.col(SPLIT) != "holdout").select(*spec.input_columns)
+    base = clean.count()
+    copies = max(1, -(-args.rows // base))
+    rows = clean.crossJoin(spark.range(copies).withColumnRenamed("id", "_copy")).limit(args.rows).drop("_copy")
+    rows = rows.repartition(2).cache()
+    n = rows.count()
+    pandas_rows = rows.toPandas()
+
+    with mlflow.start_run(experiment_id=experiment):
+        model = registry.log_and_register(
+            spec, model_cfg, str(store / "weights.pt"), "bench-model", pandas_rows.head(5)
+        )
+    pyfunc = registry.load_pyfunc(model.uri)  # sets torch to 1 thread, like each spark_udf worker
+    pyfunc.predict(pandas_rows.head(1000))
+    started = time.perf_counter()
+    pyfunc.predict(pandas_rows)
+    in_process = n / (time.perf_counter() - started)
+    print(f"in-process pyfunc.predict, 1 thread: {in_process:,.0f} rows/s ({n:,} rows)", flush=True)
+
+    result_type = T.StructType(
+        [T.StructField("probability", T.DoubleType()), T.StructField("prediction", T.LongType())]
+    )
+    udf_rates = {}
+    for batch in [int(b) for b in args.batches.split(",")]:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
+        udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=result_type, env_manager="local")
+        scored = rows.select(udf(F.struct(*[F.col(c) for c in spec.input_columns])).alias("p"))
+        scored.limit(10).write.format("noop").mode("overwrite").save()  # warm: workers load the model
+        started = time.perf_counter()
+        scored.write.format("noop").mode("overwrite").save()
+        udf_rates[batch] = n / (time.perf_counter() - started)
+        print(
+            f"spark_udf local[2], arrow batch {batch:>7,}: {udf_rates[batch]:,.0f} rows/s "
+            f"(ratio {udf_rates[batch] / in_process:.2f})",
+            flush=True,
+        )
+    spark.stop()
+    best = max(udf_rates, key=udf_rates.get)
+    summary = {
+        "rows": n,
+        "in_process_rows_per_s": in_process,
+        "spark_udf_rows_per_s_by_arrow_batch": udf_rates,
+        "ratio_by_arrow_batch": {b: round(r / in_process, 3) for b, r in udf_rates.items()},
+        "best_arrow_batch": best,
+        "ratio": round(udf_rates[best] / in_process, 3),
+        "target": 1.5,
+        "cpu_count": os.cpu_count(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "score.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({"ratio": summary["ratio"], "best_arrow_batch": best}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Training throughput: pipeline vs bare torch, 2-worker scaling (Horovod variants, DDP), loader headroom, RSS.
+
+All on synthetic feature Parquet with the shape of the architecture's reference model (40 float inputs, MLP
+40-256-256-1, batch 4096, 1 torch thread per process), measured side by side in one run:
+
+  * pipeline_vs_bare: per-worker training samples/s through our loader + loop (Horovod, 1 worker)
+    / a bare single-process torch loop over in-memory tensors. Target >= 0.85.
+  * scaling efficiency = samples/s(2 workers) / (2 x samples/s(1 worker)) per backend/tuning. Target >= 0.80.
+  * loader_vs_training: loader-only samples/s (shuffling on) / 1-worker training samples/s. Target >= 20.
+  * loader peak RSS streaming a 10M-row epoch. Target <= 1 GiB.
+
+    python benchmarks/train.py [--rows 2000000] [--big-rows 10000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+NUMERIC = [f"num__f{i}" for i in range(40)]
+MODEL = {"type": "mlp", "hidden": [256, 256], "activation": "relu", "dropout": 0.0, "norm": "none"}
+BATCH = 4096
+
+
+def write_features(folder: Path, rows: int, seed: int = 0) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=40).astype(np.float32)
+    chunk, part = 1_048_576, 0
+    for start in range(0, rows, chunk * 2):
+        with pq.ParquetWriter(
+            folder / f"part-{part:04d}.parquet",
+            pa.schema([(c, pa.float32()) for c in NUMERIC] + [("label", pa.float32())]),
+        ) as writer:
+            for sub in range(start, min(rows, start + chunk * 2), chunk):
+                n = min(chunk, rows - sub)
+                x = rng.normal(size=(n, 40)).astype(np.float32)
+                y = ((x @ weights + rng.normal(size=n)) > 0).astype(np.float32)
+                arrays = [pa.array(x[:, j]) for j in range(40)] + [pa.array(y)]
+                writer.write_table(pa.Table.from_arrays(arrays, names=NUMERIC + ["label"]), row_group_size=131_072)
+        part += 1
+
+
+def bare_torch(steps: int = 60) -> float:
+    """Samples/s of a plain loop over in-memory tensors: the ceiling for one process."""
+    import torch
+
+    from pipeline.metrics import loss_fn
+    from pipeline.models import build_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model(MODEL, 40, [], 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(BATCH * 16, 40)
+    y = (x[:, 0] > 0).float()
+    empty = torch.zeros((BATCH, 0), dtype=torch.int64)
+    for _ in range(5):
+        _step(model, optimizer, x[:BATCH], empty, y[:BATCH], loss_fn)
+    started = time.perf_counter()
+    for i in range(steps):
+        j = (i % 16) * BATCH
+        _step(model, optimizer, x[j : j + BATCH], empty, y[j : j + BATCH], loss_fn)
+    return steps * BATCH / (time.perf_counter() - started)
+
+
+def _step(model, optimizer, x, x_cat, y, loss_fn):
+    loss = loss_fn("binary", model(x, x_cat), y)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def loader_only(path: Path) -> dict:
+    """One shuffled epoch of the loader alone; peak RSS of this process."""
+    from pipeline.loader import ShardedParquetLoader
+
+    loader = ShardedParquetLoader(str(path), NUMERIC, [], "label", BATCH, 0, 1, shuffle=True, seed=1)
+    started = time.perf_counter()
+    rows = sum(len(batch[2]) for batch in loader.train_epoch(0))
+    seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "samples_per_s": rows / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def training_runs(features: Path, work: Path) -> dict:
+    from pipeline.config import SparkConfig
+    from pipeline.launch import launch
+    from pipeline.spark import build_spark
+    from pipeline.training import TrainPlan
+
+    spark = build_spark(SparkConfig(master="local[2]"))
+    base = TrainPlan(
+        features_dir=str(features),
+        checkpoint_dir="",
+        numeric_columns=NUMERIC,
+        categorical_columns=[],
+        cardinalities=[],
+        task="binary",
+        out_dim=1,
+        model=MODEL,
+        epochs=2,
+        batch_size=BATCH,
+        lr=1e-3,
+        scale_lr_by_workers=True,
+        warmup_epochs=0.0,
+        weight_decay=0.0,
+        grad_clip=None,
+        backward_passes_per_step=1,
+        fp16_allreduce=False,
+        patience=5,
+        monitor="val_loss",
+        threads=1,
+        shuffle_buffer_rows=200_000,
+        max_steps_per_epoch=40,
+        seed=0,
+    )
+    variants = [
+        ("horovod", 1, {}, {}),
+        ("horovod", 2, {}, {}),
+        ("horovod", 2, {"fp16_allreduce": True}, {}),
+        ("horovod", 2, {"backward_passes_per_step": 2}, {}),
+        ("horovod", 2, {}, {"HOROVOD_CYCLE_TIME": "1", "HOROVOD_FUSION_THRESHOLD": str(64 * 1024 * 1024)}),
+        ("torch_distributor", 1, {}, {}),
+        ("torch_distributor", 2, {}, {}),
+    ]
+    out = {}
+    for i, (backend, procs, changes, env) in enumerate(variants):
+        plan = replace(base, checkpoint_dir=str(work / f"ckpt-{i}"), **changes)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            result = launch(spark, plan, backend, procs, 120, ["lo"])
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        name = f"{backend}_{procs}" + "".join(f"_{k}={v}" for k, v in {**changes, **env}.items())
+        sps = result["history"][-1]["train_samples_per_s"]  # second epoch: warm
+        out[name] = {"samples_per_s": sps, "per_worker_samples_per_s": sps / procs}
+        print(f"{name:70s} {sps:>10,.0f} samples/s", flush=True)
+    spark.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
+    parser.add_argument("--child", choices=["loader"])
+    parser.add_argument("--path")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child == "loader":
+        print(json.dumps(loader_only(Path(args.path))))
+        return
+
+    data = Path(args.data)
+    features = data / f"features_{args.rows}"
+    big = data / f"features_big_{args.big_rows}" / "train"
+    if not (features / "train").exists():
+        write_features(features / "train", args.rows)
+        write_features(features / "val", 20_000, seed=1)
+        write_features(features / "test", 20_000, seed=2)
+    if not big.exists():
+        write_features(big, args.big_rows, seed=3)
+
+    bare = bare_torch()
+    print(f"bare torch loop: {bare:,.0f} samples/s", flush=True)
+    runs = training_runs(features, data / "train_work")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    loader = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--child", "loader", "--path", str(big)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+    )
+    print(
+        f"loader alone ({loader['rows']:,} rows): {loader['samples_per_s']:,.0f} samples/s, "
+        f"peak RSS {loader['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
+    one = runs["horovod_1"]["samples_per_s"]
+    efficiency = {
+        name: round(
+            r["samples_per_s"]
+            / (2 * (one if name.startswith("horovod") else runs["torch_distributor_1"]["samples_per_s"])),
+            3,
+        )
+        for name, r in runs.items()
+        if "_2" in name
+    }
+    summary = {
+        "bare_torch_samples_per_s": bare,
+        "runs": runs,
+        "pipeline_vs_bare": round(one / bare, 3),
+        "scaling_efficiency_2_workers": efficiency,
+        "loader": loader,
+        "loader_vs_training": round(loader["samples_per_s"] / one, 1),
+        "targets": {
+            "pipeline_vs_bare": 0.85,
+            "scaling_efficiency": 0.80,
+            "loader_vs_training": 20,
+            "loader_peak_rss_mb": 1024,
+        },
+        "setup": {
+            "model": "MLP 40-256-256-1",
+            "batch_per_worker": BATCH,
+            "threads_per_worker": 1,
+            "cpu_count": os.cpu_count(),
+        },
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train.json").write_text(json.dumps(summary, indent=2))
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("pipeline_vs_bare", "scaling_efficiency_2_workers", "loader_vs_training")},
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
