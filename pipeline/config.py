@@ -28,6 +28,8 @@ class SparkConfig(_Frozen):
     ui_port: int | None = None  # None switches the Spark UI off
     shuffle_partitions: int = Field(8, ge=1)
     arrow_batch_size: int = Field(100_000, ge=1)
+    # Input split size: small enough that every core gets several splits of a file (even rounds of tasks).
+    max_partition_mb: int = Field(32, ge=1)
     local_dir: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 

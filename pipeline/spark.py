@@ -26,6 +26,7 @@ def build_spark(cfg: SparkConfig):
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.arrow_batch_size))
         .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
+        .config("spark.sql.files.maxPartitionBytes", f"{cfg.max_partition_mb}m")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false" if cfg.ui_port is None else "true")
         .config("spark.ui.showConsoleProgress", "false")
