@@ -55,8 +55,8 @@ def write_features(folder: Path, rows: int, seed: int = 0) -> None:
         part += 1
 
 
-def bare_torch(steps: int = 60) -> float:
-    """Samples/s of a plain loop over in-memory tensors: the ceiling for one process."""
+def bare_torch(steps: int = 100, repeats: int = 3) -> float:
+    """Samples/s of a plain loop over in-memory tensors (median of repeats): the ceiling for one process."""
     import torch
 
     from pipeline.metrics import loss_fn
@@ -69,7 +69,7 @@ def bare_torch(steps: int = 60) -> float:
     x = torch.randn(BATCH * 16, 40)
     y = (x[:, 0] > 0).float()
     empty = torch.zeros((BATCH, 0), dtype=torch.int64)
-    for _ in range(5):
+    for _ in range(10):
         _step(model, optimizer, x[:BATCH], empty, y[:BATCH], loss_fn)
     started = time.perf_counter()
     for i in range(steps):
@@ -116,7 +116,7 @@ def training_runs(features: Path, work: Path) -> dict:
         task="binary",
         out_dim=1,
         model=MODEL,
-        epochs=2,
+        epochs=4,
         batch_size=BATCH,
         lr=1e-3,
         scale_lr_by_workers=True,
@@ -129,7 +129,7 @@ def training_runs(features: Path, work: Path) -> dict:
         monitor="val_loss",
         threads=1,
         shuffle_buffer_rows=200_000,
-        max_steps_per_epoch=40,
+        max_steps_per_epoch=60,
         seed=0,
     )
     variants = [
@@ -152,7 +152,7 @@ def training_runs(features: Path, work: Path) -> dict:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         name = f"{backend}_{procs}" + "".join(f"_{k}={v}" for k, v in {**changes, **env}.items())
-        sps = result["history"][-1]["train_samples_per_s"]  # second epoch: warm
+        sps = float(np.median([h["train_samples_per_s"] for h in result["history"][1:]]))  # warm epochs
         out[name] = {"samples_per_s": sps, "per_worker_samples_per_s": sps / procs}
         print(f"{name:70s} {sps:>10,.0f} samples/s", flush=True)
     spark.stop()
@@ -184,7 +184,12 @@ def main() -> None:
 
     bare = bare_torch()
     print(f"bare torch loop: {bare:,.0f} samples/s", flush=True)
-    runs = training_runs(features, data / "train_work")
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="train-bench-"))  # fresh: old checkpoints would be resumed, not trained
+    runs = training_runs(features, work)
+    shutil.rmtree(work, ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     loader = json.loads(
         subprocess.run(

