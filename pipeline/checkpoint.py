@@ -25,7 +25,3 @@ def load_checkpoint(directory: str) -> dict | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def has_checkpoint(directory: str) -> bool:
-    return (Path(directory) / LAST).exists()

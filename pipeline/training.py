@@ -12,8 +12,7 @@ import logging
 import os
 import sys
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -58,7 +57,6 @@ class TrainPlan:
     run_id: str | None = None
     # Test hook for fault tests: (epoch, step, rank) at which that rank hard-exits, like a killed process.
     fault_exit_at: tuple[int, int, int] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def horovod_entry(plan: TrainPlan) -> dict:
@@ -76,15 +74,13 @@ def _run_reporting_errors(plan: TrainPlan, backend_cls) -> dict:
     try:
         backend = backend_cls()
     except Exception:
-        traceback.print_exc()
+        log.exception("could not initialise the %s backend", backend_cls.name)
         raise
     try:
         return train(plan, backend)
     except Exception:
-        # Printed so the driver's error can show this worker's last lines.
-        print(f"[rank {backend.rank}] training failed:", file=sys.stderr)
-        traceback.print_exc()
-        sys.stderr.flush()
+        # Logged (with traceback) to this worker's output, so the driver's error can show its last lines.
+        log.exception("[rank %d] training failed", backend.rank)
         raise
     finally:
         backend.shutdown()
@@ -313,7 +309,7 @@ def _log_epoch(plan: TrainPlan, record: dict, epoch: int, epoch_seconds: list[fl
 
 def _maybe_fault(plan: TrainPlan, epoch: int, step: int, rank: int) -> None:
     if plan.fault_exit_at is not None and tuple(plan.fault_exit_at) == (epoch, step, rank):
-        print(f"[rank {rank}] fault injection: exiting at epoch {epoch} step {step}", file=sys.stderr, flush=True)
+        log.error("[rank %d] fault injection: exiting at epoch %d step %d", rank, epoch, step)
         os._exit(17)
 
 
