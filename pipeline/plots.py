@@ -8,6 +8,7 @@ matplotlib.use("Agg")  # headless: drivers and CI have no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def learning_curves(history: list[dict], monitor: str):
@@ -24,6 +25,8 @@ def learning_curves(history: list[dict], monitor: str):
     axes[1].plot(epochs, [h[monitor] for h in history], marker="o", label="val")
     axes[1].set(title=metric, xlabel="epoch")
     axes[1].legend()
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
