@@ -62,6 +62,25 @@ def classification_figures(y_true: np.ndarray, scores: np.ndarray) -> dict[str, 
     return figures
 
 
+def multiclass_figures(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, object]:
+    """Confusion matrix over the training classes (unseen test classes are left out)."""
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(actual, predicted, labels=classes)
+    size = max(4, 0.6 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    if len(classes) <= 20:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=8)
+    ticks = list(range(len(classes)))
+    ax.set(title="confusion matrix (test)", xlabel="predicted", ylabel="actual", xticks=ticks, yticks=ticks)
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    fig.tight_layout()
+    return {"confusion_matrix.png": fig}
+
+
 def regression_figures(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, object]:
     residuals = predictions - y_true
     fig, ax = plt.subplots(figsize=(5, 4))

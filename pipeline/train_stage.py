@@ -148,11 +148,15 @@ def _register_and_evaluate(spark, config: PipelineConfig, spec: FeatureSpec, res
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
     figures = {"learning_curves.png": plots.learning_curves(result["history"], config.train.monitor)}
-    y_true = test[spec.label.column].to_numpy(dtype="float64")
     if spec.label.task == "binary":
+        y_true = test[spec.label.column].to_numpy(dtype="float64")
         figures |= plots.classification_figures(y_true, predictions["probability"].to_numpy())
     elif spec.label.task == "regression":
+        y_true = test[spec.label.column].to_numpy(dtype="float64")
         figures |= plots.regression_figures(y_true, predictions["prediction"].to_numpy())
+    else:
+        actual = test[spec.label.column].astype("string").to_numpy()
+        figures |= plots.multiclass_figures(actual, predictions["prediction"].to_numpy(), list(spec.label.classes))
     for name, figure in figures.items():
         tracking.log_figure(figure, f"plots/{name}")
         plots.close(figure)
