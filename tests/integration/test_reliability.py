@@ -250,3 +250,15 @@ def test_numpy_nan_rows_at_scoring_time_are_imputed_not_dropped(trained_flights,
     rows["temp"] = np.nan
     predictions = registry.load_pyfunc(outcome.model.uri).predict(rows)
     assert len(predictions) == 5 and predictions["probability"].notna().all()
+
+
+def test_scoring_a_date_without_rows_writes_nothing(trained_flights, spark, tmp_path):
+    from pipeline.errors import ScoringError
+
+    config, _ = trained_flights
+    config = config.model_copy(update={"score": config.score.model_copy(update={"output_dir": str(tmp_path / "p")})})
+    with pytest.raises(ScoringError, match="no input rows for --date 2014-06-01"):
+        run_score_job(spark, config, "2014-06-01")
+    assert not (tmp_path / "p" / "date=2014-06-01").exists()
+    with pytest.raises(ScoringError, match="--date '2013-13-01' is not a date"):
+        run_score_job(spark, config, "2013-13-01")
