@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import threading
+import time
 
 from pipeline.errors import TrainingError
 from pipeline.training import TrainPlan, ddp_entry, horovod_entry
@@ -36,9 +37,17 @@ def available_slots(spark) -> tuple[int, str]:
     return cores // task_cpus, f"{source}, spark.task.cpus={task_cpus}"
 
 
-def check_slots(spark, num_proc: int) -> None:
-    """Fail in seconds instead of Horovod waiting start_timeout for slots that will never come."""
+def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
+    """Fail in seconds instead of Horovod waiting start_timeout for slots that will never come.
+
+    On a cluster, executors register a few seconds after the session starts, so a shortfall is re-checked
+    for up to `register_wait_s` before it is an error; local masters are answered at once.
+    """
     slots, source = available_slots(spark)
+    deadline = time.monotonic() + register_wait_s
+    while num_proc > slots and not spark.sparkContext.master.startswith("local") and time.monotonic() < deadline:
+        time.sleep(2)
+        slots, source = available_slots(spark)
     if num_proc > slots:
         raise TrainingError(
             f"train.num_proc={num_proc} but the Spark application has only {slots} task slot(s) ({source}). "
