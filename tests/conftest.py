@@ -111,12 +111,24 @@ def train_config_factory(prepared_flights, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained_flights(spark, train_config_factory):
-    """One 2-worker Horovod training run (registered as version 1, @champion) shared by several tests."""
+def trained_flights_session(spark, train_config_factory):
     from pipeline.train_stage import run_train
 
     config = train_config_factory()
     return config, run_train(spark, config)
+
+
+@pytest.fixture
+def trained_flights(trained_flights_session):
+    """One 2-worker Horovod training run (registered as version 1, @champion) shared by several tests.
+
+    Each test gets MLflow pointed at this run's store again: other tests move the global tracking URI.
+    """
+    from pipeline import tracking
+
+    config, _ = trained_flights_session
+    tracking.configure(config.tracking, config.spark.master)
+    return trained_flights_session
 
 
 def free_port() -> int:

@@ -67,7 +67,10 @@ def test_rerun_gives_identical_outputs_and_no_leftovers(prepared_flights, spark,
     before = _digest(Path(result.output_dir))
     run_prepare(spark, config)
     assert _digest(Path(result.output_dir)) == before
-    leftovers = [p.name for p in Path(config.work_dir).iterdir() if p.name != "prepared"]
+    # Other stages share work_dir (checkpoints/, predictions/); prepare must leave only prepared/ itself.
+    leftovers = [
+        p.name for p in Path(config.work_dir).iterdir() if p.name.startswith("prepared") and p.name != "prepared"
+    ]
     assert leftovers == []
 
 
