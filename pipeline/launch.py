@@ -110,7 +110,7 @@ def launch(spark, plan: TrainPlan, backend: str, num_proc: int, start_timeout_s:
     try:
         if backend == "horovod":
             return _launch_horovod(plan, num_proc, start_timeout_s, nics, tail)
-        return _launch_torch_distributor(plan, num_proc, nics)
+        return _launch_torch_distributor(plan, num_proc, nics, spark.sparkContext.master)
     except TrainingError:
         raise
     except Exception as exc:
@@ -141,14 +141,18 @@ def _launch_horovod(plan: TrainPlan, num_proc: int, start_timeout_s: int, nics, 
     return next(r for r in results if r.get("rank") == 0)
 
 
-def _launch_torch_distributor(plan: TrainPlan, num_proc: int, nics) -> dict:
+def _launch_torch_distributor(plan: TrainPlan, num_proc: int, nics, master: str) -> dict:
     from pyspark.ml.torch.distributor import TorchDistributor
 
     if nics:
         # Gloo picks its interface from this; the distributor passes the driver's environment through.
         os.environ["GLOO_SOCKET_IFNAME"] = nics[0]
     use_gpu = _cuda_available()
-    distributor = TorchDistributor(num_processes=num_proc, local_mode=False, use_gpu=use_gpu)
+    # On a local master every process is on this machine anyway: one torchrun agent with N processes.
+    # One agent per Spark task (local_mode=False) made the agents sometimes miss each other's exit barrier
+    # here, so rank 0 waited out torchelastic's 300 s timeout after training had finished.
+    local_mode = master.startswith("local")
+    distributor = TorchDistributor(num_processes=num_proc, local_mode=local_mode, use_gpu=use_gpu)
     result = distributor.run(ddp_entry, plan)
     if not isinstance(result, dict):
         raise TrainingError(f"TorchDistributor returned {type(result).__name__}, expected rank 0's result dict")
