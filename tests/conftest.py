@@ -137,3 +137,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def flights_cli_args(*overrides: str) -> list[str]:
+    """Command-line arguments for the demo config with `--set` overrides, for tests that run the CLI."""
+    args = ["--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/local.yaml")]
+    for item in overrides:
+        args += ["--set", item]
+    return args

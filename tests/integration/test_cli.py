@@ -9,7 +9,7 @@ import sys
 import mlflow
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, flights_cli_args
 
 pytestmark = pytest.mark.integration
 
@@ -45,24 +45,14 @@ def test_train_on_two_executor_jvms(prepared_flights, flights_raw, tmp_path):
     """local-cluster starts 2 separate executor JVMs: Horovod ranks run in different processes, as on a cluster."""
     config, _ = prepared_flights
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    args = [
-        "--conf",
-        str(ROOT / "conf/flights.yaml"),
-        "--conf",
-        str(ROOT / "conf/local.yaml"),
-        "--set",
+    args = flights_cli_args(
         f"work_dir={config.work_dir}",
-        "--set",
         "spark.master=local-cluster[2,1,1024]",
-        "--set",
         f"tracking.uri={store}",
-        "--set",
         f"tracking.artifact_root={tmp_path}/art",
-        "--set",
         "train.epochs=2",
-        "--set",
         "train.batch_size=512",
-    ]
+    )
     out = cli("train", *args, env={"RAW_DIR": str(flights_raw)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "epoch 2/2" in out.stdout  # the driver shows rank 0's per-epoch progress line

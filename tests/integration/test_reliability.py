@@ -23,7 +23,7 @@ from pipeline.prepare import run_prepare
 from pipeline.scoring import FAULT_ENV as SCORE_FAULT_ENV
 from pipeline.scoring import output_dirs, run_score_job
 from pipeline.train_stage import run_train
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, flights_cli_args, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -183,18 +183,11 @@ def test_scoring_killed_before_publish_then_rerun_matches(trained_flights, spark
     import shutil
 
     shutil.rmtree(reference.output_path)
-    args = [
-        "--conf",
-        str(ROOT / "conf/flights.yaml"),
-        "--conf",
-        str(ROOT / "conf/local.yaml"),
-        "--set",
+    args = flights_cli_args(
         f"work_dir={config.work_dir}",
-        "--set",
         f"tracking.uri={config.tracking.uri}",
-        "--set",
         f"tracking.artifact_root={config.tracking.artifact_root}",
-    ]
+    )
     env = {**os.environ, SCORE_FAULT_ENV: "1", "RAW_DIR": str(flights_raw)}
     killed = subprocess.run(
         [sys.executable, "-m", "pipeline", "score", *args, "--date", date],
