@@ -110,7 +110,8 @@ def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: Featu
             "(or score.input_sources)"
         )
     check_schema(table, spec)  # drift is reported against the model before cleaning rules run
-    tagged = tag_invalid(table, config.cleaning, None, with_label=False)
+    # Cached: the predictions and the quarantine writes both read it (de-duplication shuffles once).
+    tagged = tag_invalid(table, config.cleaning, None, with_label=False).persist()
     clean, rejected = split_clean(tagged, stage="clean", source="table")
     if date_partitioned:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of this date's files
@@ -155,6 +156,7 @@ def run_score(spark, config: PipelineConfig, model: RegisteredModel, spec: Featu
     finally:
         storage.delete(f"{out_dir}/.staging-{token}")
         storage.delete(f"{quarantine_dir}/.staging-{token}")
+        tagged.unpersist()
         for item in loaded:
             item.tagged.unpersist()
     log.info(

@@ -169,14 +169,6 @@ class FeatureSpec:
             categorical[:, k] = _index(df[cat.name], cat.vocab)
         return numeric, categorical
 
-    def encode_label(self, values: pd.Series) -> np.ndarray:
-        """Label column -> float32 (binary/regression) or int64 class index (-1 for an unseen class)."""
-        if self.label is None:
-            raise ValueError("this feature spec has no label")
-        if self.label.task == "multiclass":
-            return _index(values, self.label.classes) - 2
-        return values.astype("float64").to_numpy().astype(np.float32)
-
 
 def standardize(values: np.ndarray, stats: NumericStats) -> np.ndarray:
     """clip -> signed log1p -> (x - mean) / std, in float64 like Spark does, then float32."""
