@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: setup demo test lint mlflow-ui clean bench
+.PHONY: setup demo run test lint mlflow-ui clean bench
 
 setup: $(STAMP)
 
@@ -24,6 +24,13 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
 
 demo: setup
 	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml
+
+# The same chain for any dataset: make run CONF=conf/my_data.yaml DATE=2024-05-01 [ENV_CONF=conf/cluster.yaml]
+CONF ?= conf/flights.yaml
+ENV_CONF ?= conf/local.yaml
+DATE ?= 2013-12-31
+run: setup
+	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) --date $(DATE) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)

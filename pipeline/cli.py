@@ -108,16 +108,23 @@ def _summary(config, prepared, trained, scored) -> None:
         prepared.output_dir,
     )
     log.info(
-        "train:   %d epochs, best epoch %d, test %s",
+        "train:   %d epochs, best epoch %d (%s %.4f), test %s",
         trained.result["epochs_run"],
         trained.result["best_epoch"] + 1,
+        config.train.monitor,
+        trained.result["best_metric"],
         test,
     )
-    log.info(
-        "model:   %s version %s (see registry/promotion.json in the run)", trained.model.name, trained.model.version
-    )
+    promotion = trained.promotion
+    aliases = "@candidate @champion" if promotion["promoted"] else "@candidate"
+    log.info("model:   %s version %s %s (%s)", trained.model.name, trained.model.version, aliases, promotion["reason"])
     log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
-    log.info("MLflow UI: make mlflow-ui  (store %s)", config.tracking.uri)
+    if config.tracking.uri == "sqlite:///work/mlflow.db":
+        log.info("MLflow UI: make mlflow-ui, then open http://127.0.0.1:5000")
+    elif config.tracking.uri.startswith(("sqlite:", "file:", "/")):
+        log.info("MLflow UI: mlflow ui --backend-store-uri %s --host 127.0.0.1 --port 5000", config.tracking.uri)
+    else:
+        log.info("MLflow UI: %s", config.tracking.uri)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ class TrainResult:
     spec: FeatureSpec
     checkpoint_dir: str
     model: RegisteredModel
+    promotion: dict  # registry/promotion.json: whether this version became @champion, and why
 
 
 def load_prepared_spec(config: PipelineConfig) -> FeatureSpec:
@@ -119,10 +120,10 @@ def run_train(spark, config: PipelineConfig, fresh: bool = False, force_promote:
     }
     tracking.log_metrics(final)
     tracking.log_dict(result, "training/result.json")
-    model = _register_and_evaluate(spark, config, spec, result, force_promote)
+    model, promotion = _register_and_evaluate(spark, config, spec, result, force_promote)
     tracking.mark_finished(run_id)
     tracking.end_run()
-    return TrainResult(run_id, result, spec, checkpoint_dir, model)
+    return TrainResult(run_id, result, spec, checkpoint_dir, model, promotion)
 
 
 def _test_rows(spark, config: PipelineConfig, spec: FeatureSpec, limit: int = 200_000):
@@ -170,4 +171,4 @@ def _register_and_evaluate(spark, config: PipelineConfig, spec: FeatureSpec, res
             "registry.promoted": str(decision["promoted"]),
         }
     )
-    return model
+    return model, decision
