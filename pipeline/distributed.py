@@ -1,7 +1,7 @@
 """What differs between Horovod and torch DDP, behind one small interface used by the training loop.
 
 Each backend supplies: process-group init, rank/size/local_rank, the distributed optimizer or model
-wrapper, broadcast of initial parameters and optimizer state from rank 0, and a sum-allreduce.
+wrapper, broadcast of initial parameters and optimizer state from rank 0, a sum-allreduce and an object allgather.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class HorovodBackend:
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
 
+    def allgather_object(self, obj) -> list:
+        return self.hvd.allgather_object(obj, name="allgather_object")
+
     def shutdown(self) -> None:
         self.hvd.shutdown()
 
@@ -106,6 +109,11 @@ class DDPBackend:
         moved = tensor.to(self.device)
         self.dist.all_reduce(moved, op=self.dist.ReduceOp.SUM)
         return moved.cpu()
+
+    def allgather_object(self, obj) -> list:
+        gathered: list = [None] * self.size
+        self.dist.all_gather_object(gathered, obj)
+        return gathered
 
     def shutdown(self) -> None:
         self.dist.destroy_process_group()

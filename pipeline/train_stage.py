@@ -119,7 +119,11 @@ def run_train(spark, config: PipelineConfig, fresh: bool = False, force_promote:
         **result["test_metrics"],
     }
     tracking.log_metrics(final)
-    tracking.log_dict(result, "training/result.json")
+    tracking.log_dict(result, "training/result.json")  # includes "workers": where each rank ran
+    workers = result["workers"]
+    where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in workers)
+    log.info("ranks ran on: %s", where)
+    tracking.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in workers}))})
     model, promotion = _register_and_evaluate(spark, config, spec, result, force_promote)
     tracking.mark_finished(run_id)
     tracking.end_run()

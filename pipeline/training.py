@@ -22,6 +22,7 @@ from pipeline.distributed import DDPBackend, HorovodBackend, unwrap
 from pipeline.loader import ShardedParquetLoader
 from pipeline.metrics import MetricSums, higher_is_better, label_dtype, loss_fn
 from pipeline.models import build_model
+from pipeline.placement import worker_placement
 
 log = logging.getLogger("pipeline.training")
 
@@ -123,12 +124,14 @@ def train(plan: TrainPlan, backend) -> dict:
     """Train to plan.epochs or early stop, resuming from the checkpoint when one exists.
 
     Returns:
-        on rank 0: history, best epoch/metric, test metrics, resumed_from, path of the best weights;
+        on rank 0: history, best epoch/metric, test metrics, resumed_from, path of the best weights, and
+        where each rank ran;
         on other ranks: {"rank": r}.
     """
     torch.set_num_threads(plan.threads)
     device = _device(backend)
     rank0 = backend.rank == 0
+    workers = backend.allgather_object(worker_placement(backend.rank))
     train_data = _loader(plan, "train", backend, shuffle=True)
     usable_steps = train_data.steps_per_epoch - train_data.steps_per_epoch % plan.backward_passes_per_step
     if usable_steps == 0:
@@ -267,6 +270,7 @@ def train(plan: TrainPlan, backend) -> dict:
         "best_model_path": best_path,
         "world_size": backend.size,
         "steps_per_epoch": usable_steps,
+        "workers": workers,
     }
 
 

@@ -1,0 +1,114 @@
+"""Collect benchmarks/results/{prepare,train,score}.json into one summary.json and a markdown table.
+
+`make bench` runs the three benchmarks and then this script; `--readme` also rewrites the table in
+README.md between its BENCHMARK-TABLE markers, so the README shows the last measured run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BEGIN, END = "<!-- BENCHMARK-TABLE:BEGIN -->", "<!-- BENCHMARK-TABLE:END -->"
+
+
+def rows(results: dict) -> list[dict]:
+    """One row per measured ratio or size: what, measured, target, met."""
+    out = []
+
+    def add(benchmark: str, what: str, measured: float, target: float, higher_is_better: bool = True) -> None:
+        met = measured >= target if higher_is_better else measured <= target
+        op = "≥" if higher_is_better else "≤"
+        out.append(
+            {"benchmark": benchmark, "what": what, "measured": measured, "target": f"{op} {target:g}", "met": met}
+        )
+
+    if prepare := results.get("prepare"):
+        what = f"{prepare['rows']:,} dirty rows ({prepare['csv_mb']} MB CSV)"
+        targets = prepare["targets"]
+        add(
+            "prepare",
+            f"{what}: Spark local[2] ÷ pandas, rows/s",
+            prepare["ratio_spark_local2_vs_pandas"],
+            targets["spark_local2_vs_pandas"],
+        )
+        add("prepare", "local[2] ÷ local[1], rows/s", prepare["ratio_local2_vs_local1"], targets["local2_vs_local1"])
+        passes = prepare["results"]["spark_local2"]["passes_over_input"]
+        add("prepare", "passes over the raw input", passes, 1.0, higher_is_better=False)
+    if train := results.get("train"):
+        targets = train["targets"]
+        add(
+            "train",
+            "pipeline ÷ bare torch loop, samples/s per worker",
+            train["pipeline_vs_bare"],
+            targets["pipeline_vs_bare"],
+        )
+        for run, efficiency in train["scaling_efficiency_2_workers"].items():
+            add("train", f"2-worker scaling efficiency, {run}", efficiency, targets["scaling_efficiency"])
+        add(
+            "train", "loader ÷ 1-worker training, samples/s", train["loader_vs_training"], targets["loader_vs_training"]
+        )
+        add(
+            "train",
+            f"loader peak RSS MB, {train['loader']['rows']:,}-row epoch",
+            round(train["loader"]["peak_rss_mb"]),
+            targets["loader_peak_rss_mb"],
+            higher_is_better=False,
+        )
+    if score := results.get("score"):
+        add(
+            "score",
+            f"spark_udf local[2] ÷ in-process predict, {score['rows']:,} rows "
+            f"(Arrow batch {score['best_arrow_batch']:,})",
+            score["ratio"],
+            score["target"],
+        )
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    lines = ["| benchmark | measure | measured | target | met |", "|---|---|---|---|---|"]
+    for row in table:
+        lines.append(
+            f"| {row['benchmark']} | {row['what']} | {row['measured']:g} | {row['target']} | "
+            f"{'yes' if row['met'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def load_results() -> dict:
+    return {
+        name: json.loads((RESULTS / f"{name}.json").read_text())
+        for name in ("prepare", "train", "score")
+        if (RESULTS / f"{name}.json").exists()
+    }
+
+
+def replace_readme_table(readme: str, table_md: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} markers around the benchmark table")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table_md}{END}{tail}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readme", action="store_true", help="also rewrite the table in README.md")
+    args = parser.parse_args()
+    results = load_results()
+    table = rows(results)
+    (RESULTS / "summary.json").write_text(json.dumps({"results": results, "table": table}, indent=2))
+    table_md = markdown(table)
+    (RESULTS / "summary.md").write_text(table_md)
+    if args.readme:
+        readme = ROOT / "README.md"
+        readme.write_text(replace_readme_table(readme.read_text(), table_md))
+    print(table_md, end="")
+
+
+if __name__ == "__main__":
+    main()

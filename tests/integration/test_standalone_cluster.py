@@ -1,0 +1,165 @@
+"""conf/cluster.yaml for real: a Spark standalone master + 2 workers and an MLflow tracking server on 127.0.0.1,
+with the three jobs submitted through spark-submit exactly as a user or scheduler would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, free_port
+
+pytestmark = pytest.mark.integration
+
+SCORE_DATE = "2013-12-30"
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _wait_for(what: str, check, timeout_s: float, processes: list[subprocess.Popen]) -> None:
+    """Poll `check` until it is true; fail with the logs of a service that died or the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                pytest.fail(f"{what}: {process.args[:3]} exited with {process.returncode}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"{what}: not ready after {timeout_s} s")
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _healthy(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status == 200
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """Master + 2 one-core workers from the pyspark distribution, and an mlflow server; all stopped after."""
+    base = tmp_path_factory.mktemp("cluster")
+    spark_class = str(_spark_home() / "bin" / "spark-class")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    master_port, master_ui, mlflow_port = free_port(), free_port(), free_port()
+    master_url = f"spark://127.0.0.1:{master_port}"
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, command: list[str]) -> subprocess.Popen:
+        log = open(base / f"{name}.log", "w")  # noqa: SIM115 - closed with the process below
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=base
+        )
+        process.log = log  # type: ignore[attr-defined]
+        started.append(process)
+        return process
+
+    try:
+        master = start(
+            "master",
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+            + ["--port", str(master_port), "--webui-port", str(master_ui)],
+        )
+        _wait_for("Spark master", lambda: _healthy(f"http://127.0.0.1:{master_ui}/json/"), 90, [master])
+        for i in (1, 2):
+            (base / f"worker{i}").mkdir()
+            start(
+                f"worker{i}",
+                [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1"]
+                + ["--cores", "1", "--memory", "2g", "--webui-port", str(free_port())]
+                + ["--work-dir", str(base / f"worker{i}")],
+            )
+        _wait_for(
+            "2 Spark workers registered",
+            lambda: _get_json(f"http://127.0.0.1:{master_ui}/json/")["aliveworkers"] == 2,
+            90,
+            started,
+        )
+        server = start(
+            "mlflow",
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port)]
+            + ["--workers", "1", "--backend-store-uri", f"sqlite:///{base}/mlflow.db"]
+            + ["--artifacts-destination", str(base / "mlartifacts")],
+        )
+        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
+        _wait_for("mlflow server", lambda: _healthy(f"{tracking_uri}/health"), 120, [server])
+        yield {"master": master_url, "tracking_uri": tracking_uri, "base": base}
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            process.log.close()
+
+
+def _submit(cluster: dict, job: str, *args: str, env: dict) -> subprocess.CompletedProcess:
+    command = [str(_spark_home() / "bin" / "spark-submit"), "--master", cluster["master"], str(ROOT / "jobs" / job)]
+    command += ["--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/cluster.yaml"), *args]
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, f"{job} exited {out.returncode}:\n{out.stderr[-4000:]}"
+    return out
+
+
+def test_jobs_on_standalone_cluster_with_tracking_server(standalone_cluster, flights_raw):
+    cluster = standalone_cluster
+    work = cluster["base"] / "work"
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        # the variables conf/cluster.yaml reads, as docker-compose.yml sets them
+        "SPARK_MASTER_URL": cluster["master"],
+        "MLFLOW_TRACKING_URI": cluster["tracking_uri"],
+        "SPARKTRAIN_WORK_DIR": str(work),
+        "RAW_DIR": str(flights_raw),
+    }
+    small = ["--set", "spark.extra.spark.executor.memory=1g", "--set", "train.nics=[lo]"]
+
+    _submit(cluster, "prepare.py", *small, env=env)
+    assert (work / "prepared" / "feature_spec.json").exists()
+
+    train = _submit(
+        cluster, "train.py", *small, "--set", "train.epochs=2", "--set", "train.model.hidden=[64,64]", env=env
+    )
+    assert "epoch 2/2" in train.stdout + train.stderr
+
+    client = MlflowClient(tracking_uri=cluster["tracking_uri"])
+    champion = client.get_model_version_by_alias("flights-delay", "champion")
+    run = client.get_run(champion.run_id)
+    executors = run.data.tags["train.executors"].split(",")
+    assert len(executors) == 2 and "driver" not in executors, executors  # one Horovod rank per executor JVM
+    assert run.data.metrics["test_auc"] > 0.6
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/roc_curve.png" in artifacts  # artifacts went through the server's proxy
+
+    _submit(cluster, "score.py", *small, "--date", SCORE_DATE, env=env)
+    predictions = pq.read_table(work / "predictions" / f"date={SCORE_DATE}").to_pandas()
+    assert len(predictions) > 0 and predictions["probability"].between(0, 1).all()
+    assert set(predictions["model_version"].astype(str)) == {str(champion.version)}
