@@ -122,7 +122,7 @@ def _submit(cluster: dict, job: str, *args: str, env: dict) -> subprocess.Comple
     command = [str(_spark_home() / "bin" / "spark-submit"), "--master", cluster["master"], str(ROOT / "jobs" / job)]
     command += ["--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/cluster.yaml"), *args]
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, f"{job} exited {out.returncode}:\n{out.stderr[-4000:]}"
+    assert out.returncode == 0, f"{job} exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
 
@@ -140,7 +140,7 @@ def test_jobs_on_standalone_cluster_with_tracking_server(standalone_cluster, fli
         "SPARKTRAIN_WORK_DIR": str(work),
         "RAW_DIR": str(flights_raw),
     }
-    small = ["--set", "spark.extra.spark.executor.memory=1g", "--set", "train.nics=[lo]"]
+    small = ["--set", "train.nics=[lo]"]
 
     _submit(cluster, "prepare.py", *small, env=env)
     assert (work / "prepared" / "feature_spec.json").exists()
