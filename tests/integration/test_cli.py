@@ -60,6 +60,8 @@ def test_train_on_two_executor_jvms(prepared_flights, flights_raw, tmp_path):
     runs = client.search_runs([client.get_experiment_by_name(config.tracking.experiment).experiment_id])
     finished = [r for r in runs if r.data.tags.get("pipeline.status") == "finished"]
     assert len(finished) == 1 and finished[0].data.metrics["test_auc"] > 0.6
+    executors = finished[0].data.tags["train.executors"].split(",")
+    assert len(executors) == 2 and "driver" not in executors  # each rank in its own executor JVM
 
     too_many = cli("train", *args, "--set", "train.num_proc=3", env={"RAW_DIR": str(flights_raw)})
     assert too_many.returncode == 2
