@@ -30,6 +30,7 @@ def build_spark(cfg: SparkConfig):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false" if cfg.ui_port is None else "true")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.debug.maxToStringFields", "1000")  # wide joined tables: no plan-truncation warning
     )
     if cfg.ui_port is not None:
         builder = builder.config("spark.ui.port", str(cfg.ui_port))
