@@ -54,7 +54,8 @@ def main() -> None:
     net = build_model(model_cfg, len(spec.numeric_columns), spec.cardinalities, 1)
     torch.save(net.state_dict(), store / "weights.pt")
 
-    spark = build_spark(SparkConfig(master="local[2]", shuffle_partitions=2))
+    # toPandas of the 1M-row reference table goes through the driver heap (1 GiB by default).
+    spark = build_spark(SparkConfig(master="local[2]", shuffle_partitions=2, extra={"spark.driver.memory": "4g"}))
     clean = spark.read.parquet(str(prepared / "clean")).where(F.col(SPLIT) != "holdout").select(*spec.input_columns)
     base = clean.count()
     copies = max(1, -(-args.rows // base))
