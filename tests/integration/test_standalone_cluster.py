@@ -30,20 +30,48 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def _wait_for(what: str, check, timeout_s: float, processes: list[subprocess.Popen]) -> None:
-    """Poll `check` until it is true; fail with the logs of a service that died or the timeout."""
+class Service:
+    """A started server process, its own process group (so its children stop with it) and its log file."""
+
+    def __init__(self, name: str, command: list[str], env: dict, folder: Path):
+        self.name = name
+        self.log_path = folder / f"{name}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder
+        )
+
+    def died(self) -> str | None:
+        if self.process.poll() is None:
+            return None
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        return f"{self.name} exited with {self.process.returncode}:\n{tail}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def _wait_for(what: str, check, timeout_s: float, services: list[Service]) -> None:
+    """Poll `check` until it is true; fail with the log of a service that died, or at the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                pytest.fail(f"{what}: {process.args[:3]} exited with {process.returncode}")
+        for service in services:
+            if message := service.died():
+                pytest.fail(f"{what}: {message}")
         try:
             if check():
                 return
         except OSError:
             pass
         time.sleep(1)
-    pytest.fail(f"{what}: not ready after {timeout_s} s")
+    pytest.fail(f"{what}: not ready after {timeout_s} s (logs in {services[0].log_path.parent})")
 
 
 def _get_json(url: str) -> dict:
@@ -64,16 +92,11 @@ def standalone_cluster(tmp_path_factory):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     master_port, master_ui, mlflow_port = free_port(), free_port(), free_port()
     master_url = f"spark://127.0.0.1:{master_port}"
-    started: list[subprocess.Popen] = []
+    started: list[Service] = []
 
-    def start(name: str, command: list[str]) -> subprocess.Popen:
-        log = open(base / f"{name}.log", "w")  # noqa: SIM115 - closed with the process below
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=base
-        )
-        process.log = log  # type: ignore[attr-defined]
-        started.append(process)
-        return process
+    def start(name: str, command: list[str]) -> Service:
+        started.append(Service(name, command, env, base))
+        return started[-1]
 
     try:
         master = start(
@@ -106,16 +129,8 @@ def standalone_cluster(tmp_path_factory):
         _wait_for("mlflow server", lambda: _healthy(f"{tracking_uri}/health"), 120, [server])
         yield {"master": master_url, "tracking_uri": tracking_uri, "base": base}
     finally:
-        for process in reversed(started):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            process.log.close()
+        for service in reversed(started):
+            service.stop()
 
 
 def _submit(cluster: dict, job: str, *args: str, env: dict) -> subprocess.CompletedProcess:
