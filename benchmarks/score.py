@@ -37,7 +37,7 @@ def main() -> None:
     from pyspark.sql import types as T
 
     from pipeline import registry
-    from pipeline.config import SparkConfig
+    from pipeline.config_schema import SparkConfig
     from pipeline.features import SPLIT
     from pipeline.models import build_model
     from pipeline.spark import build_spark

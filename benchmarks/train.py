@@ -101,7 +101,7 @@ def loader_only(path: Path) -> dict:
 
 
 def training_runs(features: Path, work: Path) -> dict:
-    from pipeline.config import SparkConfig
+    from pipeline.config_schema import SparkConfig
     from pipeline.launch import launch
     from pipeline.spark import build_spark
     from pipeline.training import TrainPlan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.config import CleaningConfig, LabelConfig
+from pipeline.config_schema import CleaningConfig, LabelConfig
 from pipeline.errors import DataError
 from pipeline.sources import REASON, RECORD
 

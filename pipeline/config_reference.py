@@ -13,7 +13,7 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from pipeline.config import PipelineConfig
+from pipeline.config_schema import PipelineConfig
 
 
 def reference_rows(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:

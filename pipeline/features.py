@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
-from pipeline.config import FeaturesConfig, SplitConfig
+from pipeline.config_schema import FeaturesConfig, SplitConfig
 from pipeline.errors import DataError
 from pipeline.spec import (
     NULL_INDEX,

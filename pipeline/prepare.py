@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from pipeline.cleaning import split_clean, tag_invalid
-from pipeline.config import PipelineConfig
+from pipeline.config_schema import PipelineConfig
 from pipeline.errors import ConfigError, DataError
 from pipeline.features import ROW_HASH, SPLIT, assign_split, fit_spec, transform
 from pipeline.sources import REASON, load_sources, primary_source, raw_table

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from pipeline.cleaning import split_clean, tag_invalid
-from pipeline.config import DataConfig, PipelineConfig
+from pipeline.config_schema import DataConfig, PipelineConfig
 from pipeline.errors import ScoringError
 from pipeline.pyfunc import output_columns
 from pipeline.registry import RegisteredModel

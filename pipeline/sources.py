@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pipeline.config import DataConfig, SourceConfig
+from pipeline.config_schema import DataConfig, SourceConfig
 from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage
 

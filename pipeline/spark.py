@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from pipeline.config import SparkConfig
+from pipeline.config_schema import SparkConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import PipelineConfig
+from pipeline.config_schema import PipelineConfig
 from pipeline.prepare import PrepareResult, run_prepare
 from pipeline.scoring import ScoreResult, run_score_job
 from pipeline.train_stage import TrainResult, run_train

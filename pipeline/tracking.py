@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from pipeline.config import PipelineConfig, TrackingConfig, dump_yaml
+from pipeline.config import dump_yaml
+from pipeline.config_schema import PipelineConfig, TrackingConfig
 from pipeline.errors import TrackingError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import tracking
-from pipeline.config import PipelineConfig
+from pipeline.config_schema import PipelineConfig
 from pipeline.errors import DataError, TrainingError
 from pipeline.launch import check_slots, launch
 from pipeline.prepare import prepared_dir

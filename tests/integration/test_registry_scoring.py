@@ -230,7 +230,7 @@ def test_missing_model_or_alias_is_a_clear_error(trained_flights, spark):
 
 
 def test_local_store_rejected_for_cluster_master():
-    from pipeline.config import TrackingConfig
+    from pipeline.config_schema import TrackingConfig
 
     with pytest.raises(TrackingError, match="spark.master=spark://10.0.0.5:7077 runs workers on other machines"):
         tracking.configure(TrackingConfig(uri="sqlite:///work/mlflow.db"), "spark://10.0.0.5:7077")

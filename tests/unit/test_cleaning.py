@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.cleaning import split_clean, tag_invalid
-from pipeline.config import CleaningConfig, LabelConfig
+from pipeline.config_schema import CleaningConfig, LabelConfig
 from pipeline.errors import DataError
 
 ROWS = [

@@ -6,8 +6,8 @@ import re
 
 import yaml
 
-from pipeline.config import PipelineConfig
 from pipeline.config_reference import reference_markdown, reference_rows
+from pipeline.config_schema import PipelineConfig
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import SourceConfig
+from pipeline.config_schema import SourceConfig
 from pipeline.errors import ConfigError, DataError
 from pipeline.sources import load_source
 

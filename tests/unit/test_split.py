@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.config import SplitConfig
+from pipeline.config_schema import SplitConfig
 from pipeline.features import SPLIT, assign_split
 
 # Pinned from Spark's seeded xxhash64 (seed 42, 10,000 buckets). If this changes, every model trained
