@@ -42,7 +42,7 @@ lint: setup
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow.db) --host 127.0.0.1 --port 5000
 
-# All benchmarks (about 20 min on 2 cores), then one summary.json + summary.md and the README table.
+# All benchmarks (about 10 min on 2 cores once data/bench/ exists), then one summary.json + summary.md and the README table.
 bench: setup
 	test -f work/prepared/feature_spec.json || $(MAKE) demo   # score.py scores the demo's prepared data
 	$(BIN)/python benchmarks/prepare.py
