@@ -34,7 +34,7 @@ def reference_rows(model: type[BaseModel] = PipelineConfig, prefix: str = "") ->
 def reference_markdown() -> str:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, type_name, default, description in reference_rows():
-        cell = description.replace("|", "\\|")  # a bare | would end the markdown cell
+        cell = " ".join(description.split()).replace("|", "\\|")  # one line; a bare | would end the cell
         lines.append(f"| `{key}` | {type_name} | {default} | {cell} |")
     return "\n".join(lines) + "\n"
 

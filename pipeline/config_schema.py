@@ -222,6 +222,9 @@ class TrainConfig(_Frozen):
     """Seconds Horovod waits for all workers to start."""
     nics: list[str] | None = None
     """Network interfaces for worker traffic, e.g. [lo] on one machine, [eth0] on a cluster; null: auto."""
+    horovod_cycle_time_ms: float | None = Field(None, gt=0)
+    """Horovod's background cycle (HOROVOD_CYCLE_TIME); null: Horovod's default (1 ms). Longer cycles cost
+    fewer wake-ups on CPU-only machines: conf/local.yaml sets 5."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     """The network."""
 

@@ -1,7 +1,8 @@
 """What differs between Horovod and torch DDP, behind one small interface used by the training loop.
 
 Each backend supplies: process-group init, rank/size/local_rank, the distributed optimizer or model
-wrapper, broadcast of initial parameters and optimizer state from rank 0, a sum-allreduce and an object allgather.
+wrapper, broadcast of initial parameters and optimizer state from rank 0, a sum-allreduce, and object
+allgather/broadcast.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class HorovodBackend:
 
     def allgather_object(self, obj) -> list:
         return self.hvd.allgather_object(obj, name="allgather_object")
+
+    def broadcast_object(self, obj):
+        return self.hvd.broadcast_object(obj, root_rank=0, name="broadcast_object")
 
     def shutdown(self) -> None:
         self.hvd.shutdown()
@@ -114,6 +118,11 @@ class DDPBackend:
         gathered: list = [None] * self.size
         self.dist.all_gather_object(gathered, obj)
         return gathered
+
+    def broadcast_object(self, obj):
+        payload = [obj]
+        self.dist.broadcast_object_list(payload, src=0)
+        return payload[0]
 
     def shutdown(self) -> None:
         self.dist.destroy_process_group()

@@ -108,7 +108,13 @@ def run_train(spark, config: PipelineConfig, fresh: bool = False, force_promote:
     )
     try:
         result = launch(
-            spark, plan, config.train.backend, config.train.num_proc, config.train.start_timeout_s, config.train.nics
+            spark,
+            plan,
+            config.train.backend,
+            config.train.num_proc,
+            config.train.start_timeout_s,
+            config.train.nics,
+            config.train.horovod_cycle_time_ms,
         )
     except TrainingError:
         tracking.end_run("FAILED")  # status tag stays "running": the next run of this command resumes it

@@ -124,9 +124,8 @@ def train(plan: TrainPlan, backend) -> dict:
     """Train to plan.epochs or early stop, resuming from the checkpoint when one exists.
 
     Returns:
-        on rank 0: history, best epoch/metric, test metrics, resumed_from, path of the best weights, and
-        where each rank ran;
-        on other ranks: {"rank": r}.
+        on every rank, rank 0's: history, best epoch/metric, test metrics, resumed_from, path of the best
+        weights, and where each rank ran.
     """
     torch.set_num_threads(plan.threads)
     device = _device(backend)
@@ -247,31 +246,34 @@ def train(plan: TrainPlan, backend) -> dict:
     if best["weights"] is not None:
         unwrap(model).load_state_dict(best["weights"])
     test_metrics = _evaluate(model, test_data, plan.task, backend, device, "test", "test")
-    if not rank0:
-        return {"rank": backend.rank}
-    best_path = str(Path(plan.checkpoint_dir) / "best_model.pt")
-    torch.save({k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}, best_path)
-    log.info(
-        "done: best epoch %d %s=%.4f; test %s",
-        best["epoch"] + 1,
-        plan.monitor,
-        best["metric"],
-        " ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
-    )
-    return {
-        "rank": 0,
-        "history": history,
-        "best_epoch": best["epoch"],
-        "best_metric": best["metric"],
-        "test_metrics": test_metrics,
-        "resumed_from_epoch": start_epoch if state is not None else None,
-        "epochs_run": len(history),
-        "stopped_early": stopped_early,
-        "best_model_path": best_path,
-        "world_size": backend.size,
-        "steps_per_epoch": usable_steps,
-        "workers": workers,
-    }
+    result = None
+    if rank0:
+        best_path = str(Path(plan.checkpoint_dir) / "best_model.pt")
+        torch.save({k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}, best_path)
+        log.info(
+            "done: best epoch %d %s=%.4f; test %s",
+            best["epoch"] + 1,
+            plan.monitor,
+            best["metric"],
+            " ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
+        )
+        result = {
+            "rank": 0,
+            "history": history,
+            "best_epoch": best["epoch"],
+            "best_metric": best["metric"],
+            "test_metrics": test_metrics,
+            "resumed_from_epoch": start_epoch if state is not None else None,
+            "epochs_run": len(history),
+            "stopped_early": stopped_early,
+            "best_model_path": best_path,
+            "world_size": backend.size,
+            "steps_per_epoch": usable_steps,
+            "workers": workers,
+        }
+    # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
+    # finishes last, which was sometimes rank 1's.
+    return backend.broadcast_object(result)
 
 
 def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -> float:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import horovod.spark
 import pytest
 import torch
 
 from pipeline import tracking
 from pipeline.errors import TrainingError
-from pipeline.launch import launch
+from pipeline.launch import horovod_env
 from pipeline.train_stage import FAULT_ENV, build_plan, run_train
+from pipeline.training import horovod_entry
 from tests.unit.test_loader import write_features
 
 pytestmark = pytest.mark.integration
@@ -61,7 +64,7 @@ def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config
     assert resumed.result["test_metrics"] == uninterrupted.result["test_metrics"]
 
 
-def test_uneven_shards_finish_without_hang(spark, train_config_factory, prepared_flights, tmp_path):
+def test_uneven_shards_finish_and_all_ranks_return_the_result(spark, train_config_factory, prepared_flights, tmp_path):
     _, prepared = prepared_flights
     for split, sizes in {"train": [3000, 800, 250], "val": [500, 37], "test": [300]}.items():
         write_features(tmp_path / "features" / split, sizes)
@@ -78,7 +81,12 @@ def test_uneven_shards_finish_without_hang(spark, train_config_factory, prepared
             "monitor": "val_loss",
         }
     )
-    result = launch(spark, plan, "horovod", 2, 60, ["lo"])
+    results = horovod.spark.run(
+        horovod_entry, args=(plan,), num_proc=2, start_timeout=60, env=horovod_env(dict(os.environ), ["lo"], None)
+    )
+    # Every rank returns rank 0's result: TorchDistributor's local mode keeps whichever process writes last.
+    assert len(results) == 2 and results[0] == results[1]
+    result = results[0]
     assert result["steps_per_epoch"] == 1050 // 64  # the smaller shard (800 + 250 rows) sets the pace
     assert result["epochs_run"] == 2
 
