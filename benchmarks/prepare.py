@@ -162,28 +162,29 @@ def jvm_peak_rss_mb(spark) -> float:
 
 
 def run_spark(csv: Path, work: Path, master: str) -> dict:
-    from pipeline.config import load_config
-    from pipeline.prepare import run_prepare
-    from pipeline.spark import build_spark
+    from pipeline.config.load import load_config
+    from pipeline.data.prepare import prepare_data
+    from pipeline.data.session import build_spark
+    from pipeline.layout import Layout
 
     config = load_config(bench_config(csv, work, master))
     spark = build_spark(config.spark)
     before = jvm_io(spark)
     started = time.perf_counter()
-    result = run_prepare(spark, config)
+    result = prepare_data(spark, config, Layout.from_config(config))
     seconds = time.perf_counter() - started
     read = jvm_io(spark) - before
     peak = jvm_peak_rss_mb(spark)
     spark.stop()
-    counts = result.report["counts"]
+    counts = result.report.counts
     return {
         "seconds": seconds,
-        "input_rows": counts["input_rows"],
-        "clean_rows": counts["clean_rows"],
-        "quarantined_rows": counts["quarantined_rows"],
+        "input_rows": counts.input_rows,
+        "clean_rows": counts.clean_rows,
+        "quarantined_rows": counts.quarantined_rows,
         # bytes read through Hadoop FileSystem during prepare / CSV size (from the quality report)
-        "passes_over_input": result.report["raw_input_passes"],
-        "phase_seconds": result.report["phase_seconds"],
+        "passes_over_input": result.report.raw_input_passes,
+        "phase_seconds": result.report.phase_seconds,
         # every read() of the JVM incl. shuffle and cache spill, for context
         "jvm_bytes_read_over_input": round(read / csv.stat().st_size, 2),
         "peak_rss_mb": round(peak),
@@ -194,7 +195,7 @@ def run_pandas(csv: Path, work: Path) -> dict:
     """The same clean + split + fit + transform as the Spark job, written the obvious way in pandas."""
     import pandas as pd
 
-    from pipeline.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
+    from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
 
     started = time.perf_counter()
     raw = pd.read_csv(csv, dtype=str, keep_default_na=False, on_bad_lines="skip", engine="pyarrow")

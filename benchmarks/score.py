@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", default="10000,100000,200000")
-    parser.add_argument("--prepared", default=str(ROOT / "work" / "prepared"))
+    parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of a prepared run (make demo)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -36,17 +36,18 @@ def main() -> None:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from pipeline import registry
-    from pipeline.config_schema import SparkConfig
-    from pipeline.features import SPLIT
-    from pipeline.models import build_model
-    from pipeline.spark import build_spark
-    from pipeline.spec import FeatureSpec
+    from pipeline.config.schema import PipelineConfig, SparkConfig
+    from pipeline.data.session import build_spark
+    from pipeline.data.split import SPLIT
+    from pipeline.layout import Layout
+    from pipeline.model.networks import build_model
+    from pipeline.model.spec import FeatureSpec
+    from pipeline.stages import registry
 
-    prepared = Path(args.prepared)
-    if not (prepared / "feature_spec.json").exists():
-        raise SystemExit(f"no prepared data in {prepared}: run `make demo` (or python -m pipeline prepare) first")
-    spec = FeatureSpec.load(prepared / "feature_spec.json")
+    prepared = Layout.from_config(PipelineConfig(work_dir=args.work_dir)).prepared
+    if not Path(prepared.spec_file).exists():
+        raise SystemExit(f"no prepared data in {prepared.root}: run `make demo` (or python -m pipeline prepare) first")
+    spec = FeatureSpec.load(prepared.spec_file)
     model_cfg = {"type": "mlp", "hidden": [256, 256], "activation": "relu", "dropout": 0.1, "norm": "layer"}
     store = Path(tempfile.mkdtemp(prefix="score-bench-"))
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
@@ -56,7 +57,7 @@ def main() -> None:
 
     # toPandas of the 1M-row reference table goes through the driver heap (1 GiB by default).
     spark = build_spark(SparkConfig(master="local[2]", shuffle_partitions=2, extra={"spark.driver.memory": "4g"}))
-    clean = spark.read.parquet(str(prepared / "clean")).where(F.col(SPLIT) != "holdout").select(*spec.input_columns)
+    clean = spark.read.parquet(prepared.clean_dir).where(F.col(SPLIT) != "holdout").select(*spec.input_columns)
     base = clean.count()
     copies = max(1, -(-args.rows // base))
     rows = clean.crossJoin(spark.range(copies).withColumnRenamed("id", "_copy")).limit(args.rows).drop("_copy")

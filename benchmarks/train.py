@@ -59,8 +59,8 @@ def bare_torch(steps: int = 100, repeats: int = 3) -> float:
     """Samples/s of a plain loop over in-memory tensors (median of repeats): the ceiling for one process."""
     import torch
 
-    from pipeline.metrics import loss_fn
-    from pipeline.models import build_model
+    from pipeline.model.losses import loss_fn
+    from pipeline.model.networks import build_model
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -87,7 +87,7 @@ def _step(model, optimizer, x, x_cat, y, loss_fn):
 
 def loader_only(path: Path) -> dict:
     """One shuffled epoch of the loader alone; peak RSS of this process."""
-    from pipeline.loader import ShardedParquetLoader
+    from pipeline.worker.loader import ShardedParquetLoader
 
     loader = ShardedParquetLoader(str(path), NUMERIC, [], "label", BATCH, 0, 1, shuffle=True, seed=1)
     started = time.perf_counter()
@@ -101,20 +101,28 @@ def loader_only(path: Path) -> dict:
 
 
 def training_runs(features: Path, work: Path) -> dict:
-    from pipeline.config_schema import SparkConfig
-    from pipeline.launch import launch
-    from pipeline.spark import build_spark
-    from pipeline.training import TrainPlan
+    from pipeline.config.schema import PipelineConfig, SparkConfig, TrainConfig
+    from pipeline.data.session import build_spark
+    from pipeline.layout import Layout
+    from pipeline.model.spec import FeatureSpec, LabelSpec, NumericStats
+    from pipeline.stages.launch import launch
+    from pipeline.worker.plan import TrainPlan
 
+    layout = Layout.from_config(PipelineConfig(work_dir=str(work)))
+    Path(layout.prepared.features_dir).parent.mkdir(parents=True)
+    Path(layout.prepared.features_dir).symlink_to(features)  # the generated data, where the layout expects it
+    names = [c.removeprefix("num__") for c in NUMERIC]
+    spec = FeatureSpec(
+        input_schema={**{n: "double" for n in names}, "label": "int"},
+        numeric=tuple(NumericStats(n, 0.0, 0.0, 1.0, missing_indicator=False) for n in names),
+        label=LabelSpec("label", "binary"),
+    )
+    assert spec.numeric_columns == NUMERIC
     spark = build_spark(SparkConfig(master="local[2]"))
     base = TrainPlan(
-        features_dir=str(features),
-        checkpoint_dir="",
-        numeric_columns=NUMERIC,
-        categorical_columns=[],
-        cardinalities=[],
-        task="binary",
-        out_dim=1,
+        layout=layout,
+        run_id="",
+        spec=spec,
         model=MODEL,
         epochs=4,
         batch_size=BATCH,
@@ -127,7 +135,7 @@ def training_runs(features: Path, work: Path) -> dict:
         fp16_allreduce=False,
         patience=5,
         monitor="val_loss",
-        threads=1,
+        threads_per_worker=1,
         shuffle_buffer_rows=200_000,
         max_steps_per_epoch=60,
         seed=0,
@@ -137,22 +145,20 @@ def training_runs(features: Path, work: Path) -> dict:
         ("horovod", 2, {}, {}),
         ("horovod", 2, {"fp16_allreduce": True}, {}),
         ("horovod", 2, {"backward_passes_per_step": 2}, {}),
-        ("horovod", 2, {}, {"HOROVOD_CYCLE_TIME": "5"}),  # what conf/local.yaml sets (Horovod's default: 1 ms)
+        ("horovod", 2, {}, {"HOROVOD_CYCLE_TIME": 5}),  # what conf/local.yaml sets (Horovod's default: 1 ms)
         ("torch_distributor", 1, {}, {}),
         ("torch_distributor", 2, {}, {}),
     ]
     out = {}
     for i, (backend, procs, changes, env) in enumerate(variants):
-        plan = replace(base, checkpoint_dir=str(work / f"ckpt-{i}"), **changes)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            result = launch(spark, plan, backend, procs, 120, ["lo"])
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        plan = replace(base, run_id=f"ckpt-{i}", **changes)
+        cycle_time = env.get("HOROVOD_CYCLE_TIME")
+        launcher = TrainConfig(
+            backend=backend, num_proc=procs, start_timeout_s=120, nics=["lo"], horovod_cycle_time_ms=cycle_time
+        )
+        result = launch(spark, plan, launcher)
         name = f"{backend}_{procs}" + "".join(f"_{k}={v}" for k, v in {**changes, **env}.items())
-        sps = float(np.median([h["train_samples_per_s"] for h in result["history"][1:]]))  # warm epochs
+        sps = float(np.median([h["train_samples_per_s"] for h in result.history[1:]]))  # warm epochs
         out[name] = {"samples_per_s": sps, "per_worker_samples_per_s": sps / procs}
         print(f"{name:70s} {sps:>10,.0f} samples/s", flush=True)
     spark.stop()

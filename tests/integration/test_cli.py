@@ -9,7 +9,7 @@ import sys
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, flights_cli_args
+from tests.helpers import ROOT, flights_cli_args
 
 pytestmark = pytest.mark.integration
 

@@ -15,19 +15,19 @@ import pandas as pd
 import pytest
 import requests
 
-from pipeline import registry, tracking
+from pipeline.data.split import SPLIT
 from pipeline.errors import ScoringError, TrackingError
-from pipeline.features import SPLIT
-from pipeline.prepare import prepared_dir
-from pipeline.scoring import output_dirs, run_score_job
-from tests.conftest import ROOT, free_port
+from pipeline.layout import Layout
+from pipeline.stages import registry, tracking
+from tests.helpers import ROOT, free_port
+from tests.helpers import run_score as run_score_job
 
 pytestmark = pytest.mark.integration
 SCORE_DATE = "2013-12-30"
 
 
 def clean_rows(spark, config, split="test", limit=3000) -> pd.DataFrame:
-    clean = spark.read.parquet(str(Path(prepared_dir(config)) / "clean"))
+    clean = spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
     return clean.where(f"{SPLIT} = '{split}'").orderBy("flight_id").limit(limit).toPandas()
 
 
@@ -157,16 +157,16 @@ def test_promotion_needs_a_better_test_metric(trained_flights, spark):
         worse = registry.log_and_register(
             outcome.spec,
             config.train.model.model_dump(),
-            outcome.result["best_model_path"],
+            outcome.result.best_model_path,
             config.tracking.model_name,
             rows,
         )
         decision = registry.promote(worse, "test_auc", True, force=False)
-        assert decision["promoted"] is False and decision["previous_champion_version"] == "1"
-        assert "does not beat" in decision["reason"]
+        assert decision.promoted is False and decision.previous_champion_version == "1"
+        assert "does not beat" in decision.reason
         assert registry.resolve(config.tracking.model_name).version == "1"
         forced = registry.promote(worse, "test_auc", True, force=True)
-        assert forced["promoted"] is True
+        assert forced.promoted is True
         assert registry.resolve(config.tracking.model_name).version == worse.version
     mlflow.tracking.MlflowClient().set_registered_model_alias(config.tracking.model_name, "champion", "1")
 
@@ -174,7 +174,7 @@ def test_promotion_needs_a_better_test_metric(trained_flights, spark):
 def test_scoring_writes_lineage_and_reruns_idempotently(trained_flights, spark):
     config, outcome = trained_flights
     first = run_score_job(spark, config, SCORE_DATE)
-    out_dir, _ = output_dirs(config)
+    out_dir = Layout.from_config(config).predictions.root
     table = spark.read.parquet(out_dir).where(f"date = '{SCORE_DATE}'")
     rows = table.toPandas()
     assert len(rows) == first.rows_scored > 100  # 1/6 subsample of one day
@@ -230,14 +230,14 @@ def test_missing_model_or_alias_is_a_clear_error(trained_flights, spark):
 
 
 def test_local_store_rejected_for_cluster_master():
-    from pipeline.config_schema import TrackingConfig
+    from pipeline.config.schema import TrackingConfig
 
     with pytest.raises(TrackingError, match="spark.master=spark://10.0.0.5:7077 runs workers on other machines"):
         tracking.configure(TrackingConfig(uri="sqlite:///work/mlflow.db"), "spark://10.0.0.5:7077")
 
 
 def test_nested_runs_share_the_pipeline_execution_id(tmp_path):
-    from pipeline.config import load_config
+    from pipeline.config.load import load_config
 
     config = load_config(
         [ROOT / "conf/flights.yaml"],

@@ -15,15 +15,14 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import registry
-from pipeline.checkpoint import LAST, load_checkpoint
-from pipeline.config import load_config
+from pipeline import faults
+from pipeline.config.load import load_config
 from pipeline.errors import ConfigError, DataError, TrackingError
-from pipeline.prepare import run_prepare
-from pipeline.scoring import FAULT_ENV as SCORE_FAULT_ENV
-from pipeline.scoring import output_dirs, run_score_job
-from pipeline.train_stage import run_train
-from tests.conftest import ROOT, flights_cli_args, free_port
+from pipeline.layout import Layout
+from pipeline.stages import registry
+from pipeline.worker.checkpoint import LAST, load_checkpoint
+from tests.helpers import ROOT, flights_cli_args, free_port, run_prepare, run_train
+from tests.helpers import run_score as run_score_job
 
 pytestmark = pytest.mark.integration
 
@@ -97,8 +96,8 @@ def write_csv(tmp_path: Path, rows: list[bytes], name: str = "dirty.csv") -> Pat
 def test_every_dirty_row_is_accounted_for_with_a_reason(spark, tmp_path):
     config = dirty_config(tmp_path, write_csv(tmp_path, DIRTY_ROWS))
     result = run_prepare(spark, config)
-    counts = result.report["counts"]
-    assert counts["input_rows"] == len(DIRTY_ROWS) == counts["clean_rows"] + counts["quarantined_rows"]
+    counts = result.report.counts
+    assert counts.input_rows == len(DIRTY_ROWS) == counts.clean_rows + counts.quarantined_rows
     quarantine = spark.read.parquet(f"{result.output_dir}/quarantine").toPandas()
     reasons = " | ".join(quarantine["_reason"])
     for expected in [
@@ -116,7 +115,7 @@ def test_every_dirty_row_is_accounted_for_with_a_reason(spark, tmp_path):
         assert expected in reasons, expected
     assert quarantine["_record"].notna().all()  # original values kept for every quarantined row
     assert "4,a,12.0" in set(quarantine["_record"])  # the raw malformed line itself
-    assert counts["quarantined_rows"] == 12  # ids 3-10, the duplicate 2, null id, 13 (no label), 14 (kind c)
+    assert counts.quarantined_rows == 12  # ids 3-10, the duplicate 2, null id, 13 (no label), 14 (kind c)
 
 
 def test_all_null_feature_column_is_a_clear_error(spark, tmp_path):
@@ -154,10 +153,14 @@ def test_unwritable_work_dir_fails_before_reading(spark, tmp_path):
 
 def test_unseen_categories_at_scoring_use_the_oov_bucket(trained_flights, spark):
     config, outcome = trained_flights
-    from pipeline import tracking
+    from pipeline.stages import tracking
 
     tracking.configure(config.tracking, config.spark.master)
-    rows = spark.read.parquet(f"{config.work_dir}/prepared/clean").limit(20).toPandas()[outcome.spec.input_columns]
+    rows = (
+        spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
+        .limit(20)
+        .toPandas()[outcome.spec.input_columns]
+    )
     unseen = rows.assign(carrier="ZZ", dest="NOWHERE", tailnum="N0NE", manufacturer="ACME")
     predictions = registry.load_pyfunc(outcome.model.uri).predict(unseen)
     assert predictions["probability"].between(0, 1).all() and len(predictions) == 20
@@ -176,7 +179,7 @@ def test_scoring_killed_before_publish_then_rerun_matches(trained_flights, spark
     config, _ = trained_flights
     date = "2013-12-20"
     reference = run_score_job(spark, config, date)
-    out_dir, _ = output_dirs(config)
+    out_dir = Layout.from_config(config).predictions.root
     expected = pd.read_parquet(reference.output_path).drop(columns="scored_at").sort_values("flight_id")
 
     # Remove the partition, then kill a scoring process between its staged write and the swap.
@@ -188,7 +191,7 @@ def test_scoring_killed_before_publish_then_rerun_matches(trained_flights, spark
         f"tracking.uri={config.tracking.uri}",
         f"tracking.artifact_root={config.tracking.artifact_root}",
     )
-    env = {**os.environ, SCORE_FAULT_ENV: "1", "RAW_DIR": str(flights_raw)}
+    env = {**os.environ, faults.ENV: "score_before_swap", "RAW_DIR": str(flights_raw)}
     killed = subprocess.run(
         [sys.executable, "-m", "pipeline", "score", *args, "--date", date],
         env=env,
@@ -222,7 +225,7 @@ def test_no_shell_interpolation_in_the_pipeline():
     import re
 
     risky = re.compile(r"shell=True|os\.system\(|os\.popen\(|(?<![.\w])eval\(|(?<![.\w])exec\(")
-    for path in (ROOT / "pipeline").glob("*.py"):
+    for path in (ROOT / "pipeline").rglob("*.py"):
         found = risky.findall(path.read_text())
         assert not found, f"{found} in {path.name}"
 
@@ -239,7 +242,11 @@ def test_services_bind_loopback_and_configs_hold_no_secrets():
 
 def test_numpy_nan_rows_at_scoring_time_are_imputed_not_dropped(trained_flights, spark):
     config, outcome = trained_flights
-    rows = spark.read.parquet(f"{config.work_dir}/prepared/clean").limit(5).toPandas()[outcome.spec.input_columns]
+    rows = (
+        spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
+        .limit(5)
+        .toPandas()[outcome.spec.input_columns]
+    )
     rows["temp"] = np.nan
     predictions = registry.load_pyfunc(outcome.model.uri).predict(rows)
     assert len(predictions) == 5 and predictions["probability"].notna().all()

@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, free_port
+from pipeline.config.schema import PipelineConfig
+from pipeline.layout import Layout
+from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +160,7 @@ def test_jobs_on_standalone_cluster_with_tracking_server(standalone_cluster, fli
     small = ["--set", "train.nics=[lo]"]
 
     _submit(cluster, "prepare.py", *small, env=env)
-    assert (work / "prepared" / "feature_spec.json").exists()
+    assert Path(Layout.from_config(PipelineConfig(work_dir=str(work))).prepared.spec_file).exists()
 
     train = _submit(
         cluster, "train.py", *small, "--set", "train.epochs=2", "--set", "train.model.hidden=[64,64]", env=env

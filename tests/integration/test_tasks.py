@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import registry, tracking
-from pipeline.config import load_config
-from pipeline.prepare import run_prepare
-from pipeline.train_stage import run_train
+from pipeline.config.load import load_config
+from pipeline.stages import registry, tracking
+from tests.helpers import run_prepare, run_train
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +75,7 @@ def test_task_trains_registers_and_predicts(spark, tmp_path, task, label, monito
     config = load_config([overlay])
     prepared = run_prepare(spark, config)
     outcome = run_train(spark, config)
-    test = outcome.result["test_metrics"]
+    test = outcome.result.test_metrics
     if task == "regression":
         assert test["test_rmse"] < 1.0  # label std is ~3.6: the model learned the relation
     else:

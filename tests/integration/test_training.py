@@ -10,12 +10,16 @@ import horovod.spark
 import pytest
 import torch
 
-from pipeline import tracking
+from pipeline import faults
 from pipeline.errors import TrainingError
-from pipeline.launch import horovod_env
-from pipeline.train_stage import FAULT_ENV, build_plan, run_train
-from pipeline.training import horovod_entry
-from tests.unit.test_loader import write_features
+from pipeline.layout import Layout
+from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
+from pipeline.stages import tracking
+from pipeline.stages.launch import horovod_env
+from pipeline.stages.plan import build_plan
+from pipeline.worker.backends import HorovodBackend
+from pipeline.worker.entry import run_rank
+from tests.helpers import run_train, write_features
 
 pytestmark = pytest.mark.integration
 
@@ -24,71 +28,71 @@ def test_horovod_two_workers_learn_and_only_rank0_logs(trained_flights):
     config, outcome = trained_flights
     tracking.configure(config.tracking, config.spark.master)  # other tests point MLflow at their own stores
     result = outcome.result
-    assert result["world_size"] == 2
-    assert result["best_metric"] >= 0.65  # val AUC; predicting the base rate gives 0.5
-    assert result["test_metrics"]["test_auc"] >= 0.65
-    assert len(result["history"]) == 3
+    assert result.world_size == 2
+    assert result.best_metric >= 0.65  # val AUC; predicting the base rate gives 0.5
+    assert result.test_metrics["test_auc"] >= 0.65
+    assert len(result.history) == 3
     history = tracking.run_metric_history(outcome.run_id, "val_auc")
     assert sorted(step for step, _ in history) == [0, 1, 2]  # one value per epoch: rank 1 never logged
-    assert Path(result["best_model_path"]).exists()
+    assert Path(result.best_model_path).exists()
 
 
 def test_torch_distributor_backend_trains_the_same_loop(spark, train_config_factory):
     config = train_config_factory("train.backend=torch_distributor")
     result = run_train(spark, config).result
-    assert result["world_size"] == 2
-    assert result["best_metric"] >= 0.65
-    assert len(result["history"]) == 3
+    assert result.world_size == 2
+    assert result.best_metric >= 0.65
+    assert len(result.history) == 3
 
 
 def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch):
     uninterrupted = run_train(spark, train_config_factory("train.seed=11"))
 
     config = train_config_factory("train.seed=11")
-    monkeypatch.setenv(FAULT_ENV, "1,5,1")  # rank 1 hard-exits at epoch 1 (0-based), step 5
+    monkeypatch.setenv(faults.ENV, "train_step:1,5,1")  # rank 1 hard-exits at epoch 1 (0-based), step 5
     started = time.monotonic()
     with pytest.raises(TrainingError) as err:
         run_train(spark, config)
     assert time.monotonic() - started < 120  # bounded: no waiting on the dead rank forever
     assert "fault injection" in str(err.value)  # the worker's own last lines reach the driver
-    monkeypatch.delenv(FAULT_ENV)
+    monkeypatch.delenv(faults.ENV)
 
     resumed = run_train(spark, config)
-    assert resumed.result["resumed_from_epoch"] == 1  # epoch 0 was checkpointed, epoch 1 was not
-    assert resumed.result["epochs_run"] == uninterrupted.result["epochs_run"] == 3
-    weights_a = torch.load(uninterrupted.result["best_model_path"], weights_only=True)
-    weights_b = torch.load(resumed.result["best_model_path"], weights_only=True)
+    assert resumed.result.resumed_from_epoch == 1  # epoch 0 was checkpointed, epoch 1 was not
+    assert resumed.result.epochs_run == uninterrupted.result.epochs_run == 3
+    weights_a = torch.load(uninterrupted.result.best_model_path, weights_only=True)
+    weights_b = torch.load(resumed.result.best_model_path, weights_only=True)
     assert weights_a.keys() == weights_b.keys()
     for key in weights_a:
         assert torch.equal(weights_a[key], weights_b[key]), key
-    assert resumed.result["test_metrics"] == uninterrupted.result["test_metrics"]
+    assert resumed.result.test_metrics == uninterrupted.result.test_metrics
 
 
-def test_uneven_shards_finish_and_all_ranks_return_the_result(spark, train_config_factory, prepared_flights, tmp_path):
-    _, prepared = prepared_flights
-    for split, sizes in {"train": [3000, 800, 250], "val": [500, 37], "test": [300]}.items():
-        write_features(tmp_path / "features" / split, sizes)
-    config = train_config_factory("train.epochs=2", "train.batch_size=64")
-    spec = prepared.spec
-    plan = build_plan(config, spec, str(tmp_path / "ckpt"), None, None)
-    plan = plan.__class__(
-        **{
-            **plan.__dict__,
-            "features_dir": str(tmp_path / "features"),
-            "numeric_columns": ["a", "b"],
-            "categorical_columns": ["c"],
-            "cardinalities": [7],
-            "monitor": "val_loss",
-        }
+def test_uneven_shards_finish_and_all_ranks_return_the_result(spark, train_config_factory, tmp_path):
+    config = train_config_factory("train.epochs=2", "train.batch_size=64", "train.monitor=val_loss")
+    layout = Layout.from_config(config.model_copy(update={"work_dir": str(tmp_path)}))
+    spec = FeatureSpec(  # two numeric columns and one categorical with 5 + 2 (null, unseen) indices
+        input_schema={"a": "double", "b": "double", "c": "string", "label": "int"},
+        numeric=tuple(NumericStats(name, 0, 0, 1, missing_indicator=False) for name in ("a", "b")),
+        categorical=(CategoricalVocab("c", tuple("01234")),),
+        label=LabelSpec("label", "binary"),
     )
+    names = (*spec.numeric_columns, *spec.categorical_columns)
+    for split, sizes in {"train": [3000, 800, 250], "val": [500, 37], "test": [300]}.items():
+        write_features(Path(layout.prepared.features(split)), sizes, names=names)
+    plan = build_plan(config, spec, layout, "uneven")
     results = horovod.spark.run(
-        horovod_entry, args=(plan,), num_proc=2, start_timeout=60, env=horovod_env(dict(os.environ), ["lo"], None)
+        run_rank,
+        args=(plan, HorovodBackend),
+        num_proc=2,
+        start_timeout=60,
+        env=horovod_env(dict(os.environ), ["lo"], None),
     )
     # Every rank returns rank 0's result: TorchDistributor's local mode keeps whichever process writes last.
     assert len(results) == 2 and results[0] == results[1]
     result = results[0]
-    assert result["steps_per_epoch"] == 1050 // 64  # the smaller shard (800 + 250 rows) sets the pace
-    assert result["epochs_run"] == 2
+    assert result.steps_per_epoch == 1050 // 64  # the smaller shard (800 + 250 rows) sets the pace
+    assert result.epochs_run == 2
 
 
 def test_slot_check_errors_before_any_run(spark, train_config_factory):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pipeline.config import load_config
+from pipeline.config.load import load_config
 from pipeline.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def write(tmp_path, name, text):

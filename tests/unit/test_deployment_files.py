@@ -6,8 +6,8 @@ import re
 
 import yaml
 
-from pipeline.config import load_config
-from tests.conftest import ROOT
+from pipeline.config.load import load_config
+from tests.helpers import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.loader import ShardedParquetLoader, assign_shards, list_row_groups
+from pipeline.worker.loader import ShardedParquetLoader, assign_shards, list_row_groups
+from tests.helpers import write_features
 
 NUMERIC = ["a", "b"]
 CATEGORICAL = ["c"]
-
-
-def write_features(folder, sizes: list[int], row_group: int = 1_000_000) -> int:
-    """One file per size; row i of the whole dataset has a = i, so rows can be traced."""
-    folder.mkdir(parents=True, exist_ok=True)
-    start = 0
-    for k, n in enumerate(sizes):
-        ids = np.arange(start, start + n)
-        table = pa.table(
-            {
-                "a": ids.astype(np.float32),
-                "b": (ids * 2).astype(np.float32),
-                "c": (ids % 7).astype(np.int32),
-                "label": (ids % 2).astype(np.float32),
-            }
-        )
-        pq.write_table(table, folder / f"part-{k}.parquet", row_group_size=row_group)
-        start += n
-    return start
 
 
 def loader(folder, rank, size, batch=10, shuffle=True, **kw):

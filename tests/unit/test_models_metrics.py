@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from pipeline.metrics import MetricSums, auc_from_histograms
-from pipeline.models import LinearModel, TabularMLP, build_model
+from pipeline.model.networks import LinearModel, TabularMLP, build_model
+from pipeline.worker.metrics import MetricSums, auc_from_histograms
 
 MLP = {"type": "mlp", "hidden": [16, 8], "activation": "gelu", "dropout": 0.1, "norm": "batch"}
 

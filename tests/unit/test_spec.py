@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats, TimestampParts
+from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats, TimestampParts
 
 
 def make_spec() -> FeatureSpec:

@@ -1,0 +1,276 @@
+"""The config's shape: every section and key, its type, bounds, default and meaning (typed, frozen).
+
+Loading and merging YAML overlays lives in pipeline/config/load.py; the config reference in
+docs/configuration.md is generated from these classes (pipeline/config/reference.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    # Attribute docstrings become field descriptions: the config reference is generated from them.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class SparkConfig(_Frozen):
+    master: str = "local[2]"
+    """Spark master URL: local[k], local-cluster[n,cores,mb], spark://host:7077, yarn, k8s://..."""
+    app_name: str = "sparktrain"
+    """Application name shown in the Spark UI and the master's application list."""
+    ui_port: int | None = None
+    """Spark UI port; null switches the UI off."""
+    shuffle_partitions: int = Field(8, ge=1)
+    """spark.sql.shuffle.partitions (joins, de-duplication, aggregations)."""
+    arrow_batch_size: int = Field(100_000, ge=1)
+    """spark.sql.execution.arrow.maxRecordsPerBatch: rows per batch handed to the scoring UDF."""
+    max_partition_mb: int = Field(32, ge=1)
+    """Input split size: small enough that every core gets several splits of a file."""
+    local_dir: str | None = None
+    """spark.local.dir for shuffle and spill files; null keeps Spark's default (/tmp)."""
+    extra: dict[str, str] = Field(default_factory=dict)
+    """Any other Spark conf, e.g. {spark.executor.memory: 4g}."""
+
+
+class SourceConfig(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """View name of the source in data.query."""
+    format: Literal["csv", "json", "parquet"]
+    """csv (with header), json (JSON lines) or parquet."""
+    path: str
+    """File, folder, glob or Hadoop URI; may contain {date} for date-partitioned input."""
+    schema_: dict[str, str] = Field(alias="schema", min_length=1)
+    """Column -> Spark SQL type; text input is read as strings and cast, failed casts are quarantined."""
+    options: dict[str, str] = Field(default_factory=dict)
+    """Spark reader options, e.g. {nullValue: NA, sep: ';'}."""
+    primary: bool = False
+    """The source whose rows are the pipeline's input rows; the others are lookups for the join."""
+
+
+class RuleConfig(_Frozen):
+    """A row for which the SQL `when` is true goes to quarantine with `reason`."""
+
+    when: str
+    """Spark SQL boolean expression over the joined columns."""
+    reason: str
+    """Text written to the quarantined row's _reason."""
+
+
+class RangeConfig(_Frozen):
+    min: float | None = None
+    """Smallest allowed value (inclusive); null: no lower bound."""
+    max: float | None = None
+    """Largest allowed value (inclusive); null: no upper bound."""
+
+
+class CleaningConfig(_Frozen):
+    required: list[str] = Field(default_factory=list)
+    """Columns that must not be null."""
+    ranges: dict[str, RangeConfig] = Field(default_factory=dict)
+    """Column -> {min, max}; values outside are quarantined (NaN always is)."""
+    allowed: dict[str, list[str]] = Field(default_factory=dict)
+    """Column -> allowed values."""
+    quarantine_nulls: list[str] = Field(default_factory=list)
+    """Columns whose nulls send the row to quarantine; other nulls are kept and imputed."""
+    dedup_on: list[str] = Field(default_factory=list)
+    """Key columns: one row per key is kept (chosen by a row hash, the same on every rerun)."""
+    rules: list[RuleConfig] = Field(default_factory=list)
+    """Free SQL rules, applied in prepare and in scoring."""
+    label_rules: list[RuleConfig] = Field(default_factory=list)
+    """Rules that apply only where a label is expected (prepare), not at scoring time."""
+    max_string_length: int = Field(4096, ge=1)
+    """Longer strings are quarantined at read time (protects memory and the vocabularies)."""
+
+
+class DataConfig(_Frozen):
+    sources: list[SourceConfig] = Field(default_factory=list)
+    """The raw inputs, each registered as a view for the query."""
+    query: str | None = None
+    """Spark SQL over the source views (joins, derived columns); null: the primary source as is."""
+    key_columns: list[str] = Field(default_factory=list)
+    """Columns that identify a row; copied into predictions."""
+    date_column: str | None = None
+    """Date/timestamp column that `score --date` selects on."""
+
+
+class NumericFeature(_Frozen):
+    name: str
+    """Column name."""
+    log1p: bool = False
+    """Apply sign(x)*log1p(|x|) before standardising (long-tailed values)."""
+    clip: tuple[float, float] | None = None
+    """[low, high] applied before the transform."""
+    missing_indicator: bool = True
+    """Add a 0/1 column telling the model the value was imputed (median of train)."""
+
+
+class CategoricalFeature(_Frozen):
+    name: str
+    """Column name."""
+    top_k: int = Field(50, ge=1)
+    """Vocabulary size from the train split; rarer values share an out-of-vocabulary bucket."""
+
+
+class TimestampFeature(_Frozen):
+    name: str
+    """Timestamp column name."""
+    parts: list[Literal["hour", "dow", "month"]] = Field(default_factory=lambda: ["hour", "dow", "month"])
+    """Cyclic parts encoded as sin/cos."""
+
+
+class LabelConfig(_Frozen):
+    column: str
+    """Label column."""
+    task: Literal["binary", "multiclass", "regression"] = "binary"
+    """binary (0/1 label), multiclass (any values, classes from train) or regression."""
+
+
+class FeaturesConfig(_Frozen):
+    numeric: list[NumericFeature] = Field(default_factory=list)
+    """Numeric inputs: median imputation, optional clip/log1p, standardisation (fitted on train)."""
+    categorical: list[CategoricalFeature] = Field(default_factory=list)
+    """Categorical inputs, one embedding each."""
+    timestamps: list[TimestampFeature] = Field(default_factory=list)
+    """Timestamp inputs."""
+    label: LabelConfig | None = None
+    """What to predict; required to prepare training data."""
+
+
+class SplitConfig(_Frozen):
+    method: Literal["hash", "time"] = "hash"
+    """hash: stable xxhash64 of `key`; time: date ranges on `column`."""
+    key: str | None = None
+    """hash: column hashed into [0, 1) buckets."""
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    """hash: share of rows for validation."""
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    """hash: share of rows for test."""
+    column: str | None = None
+    """time: date column."""
+    train: tuple[str, str] | None = None
+    """time: [start, end) ISO dates of the train split."""
+    val: tuple[str, str] | None = None
+    """time: [start, end) of the validation split."""
+    test: tuple[str, str] | None = None
+    """time: [start, end) of the test split; rows outside every range are "holdout" (new data)."""
+    seed: int = 42
+    """hash: seed of the hash."""
+
+
+class PrepareConfig(_Frozen):
+    row_group_rows: int = Field(131_072, ge=1024)
+    """Parquet row group size of features/ (the trainer shards by row group)."""
+    output_files: int = Field(4, ge=1)
+    """Files per split in features/."""
+
+
+class ModelConfig(_Frozen):
+    type: Literal["linear", "mlp"] = "mlp"
+    """linear (logistic/softmax/linear regression) or mlp."""
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
+    """mlp: hidden layer widths."""
+    activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
+    """mlp: activation."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """mlp: dropout after each hidden layer."""
+    norm: Literal["none", "batch", "layer"] = "layer"
+    """mlp: normalisation after each hidden layer."""
+    embedding_dim: int | None = Field(None, ge=1)
+    """Embedding width of every categorical; null: min(16, ceil(1.6 * vocab^0.56)) per column."""
+
+
+class TrainConfig(_Frozen):
+    backend: Literal["horovod", "torch_distributor"] = "horovod"
+    """horovod (horovod.spark.run) or torch_distributor (torch DDP through pyspark.ml.torch)."""
+    num_proc: int = Field(2, ge=1)
+    """Training processes (Spark tasks); must fit the task slots (checked before launch)."""
+    epochs: int = Field(10, ge=1)
+    """Maximum epochs."""
+    batch_size: int = Field(1024, ge=1)
+    """Rows per step per worker."""
+    lr: float = Field(1e-3, gt=0)
+    """AdamW learning rate per worker."""
+    scale_lr_by_workers: bool = True
+    """Multiply lr by num_proc (the global batch grows with the workers)."""
+    warmup_epochs: float = Field(1.0, ge=0)
+    """Linear warmup from lr to the scaled lr over this many epochs."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    grad_clip: float | None = Field(None, gt=0)
+    """Clip the averaged gradient to this norm; null: no clipping."""
+    backward_passes_per_step: int = Field(1, ge=1)
+    """Gradient accumulation: local backward passes per allreduce."""
+    fp16_allreduce: bool = False
+    """Compress gradients to fp16 for the allreduce."""
+    patience: int = Field(3, ge=1)
+    """Early stopping: epochs without improvement of `monitor`."""
+    monitor: str = "val_auc"
+    """Validation metric for early stopping and the best epoch: val_loss, val_auc, val_accuracy, val_rmse, val_mae."""
+    threads_per_worker: int | None = Field(None, ge=1)
+    """Torch threads per worker; null: cores / num_proc."""
+    shuffle_buffer_rows: int = Field(200_000, ge=1)
+    """Rows in each worker's shuffle buffer (bounds the loader's memory)."""
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    """Cap on steps per epoch (quick runs); null: the whole shard."""
+    seed: int = 7
+    """Seed of weights, data order and dropout (with epoch and rank): resume is exact."""
+    start_timeout_s: int = Field(120, ge=10)
+    """Seconds Horovod waits for all workers to start."""
+    nics: list[str] | None = None
+    """Network interfaces for worker traffic, e.g. [lo] on one machine, [eth0] on a cluster; null: auto."""
+    horovod_cycle_time_ms: float | None = Field(None, gt=0)
+    """Horovod's background cycle (HOROVOD_CYCLE_TIME); null: Horovod's default (1 ms). Longer cycles cost
+    fewer wake-ups on CPU-only machines: conf/local.yaml sets 5."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The network."""
+
+
+class TrackingConfig(_Frozen):
+    uri: str = "sqlite:///work/mlflow.db"
+    """MLflow tracking URI: sqlite:///... (local masters only) or http(s)://server."""
+    artifact_root: str = "work/mlartifacts"
+    """Artifact location of new experiments; mlflow-artifacts:/ proxies them through the server."""
+    experiment: str = "sparktrain"
+    """MLflow experiment name."""
+    model_name: str = "sparktrain-model"
+    """Registered model name."""
+    promote_metric: str | None = None
+    """Test metric that decides @champion; null: train.monitor on the test split."""
+
+
+class ScoreConfig(_Frozen):
+    input_sources: dict[str, str] = Field(default_factory=dict)
+    """Source name -> path of new data to score (default: the source's own path)."""
+    output_dir: str | None = None
+    """Predictions folder; null: predictions/ under work_dir."""
+    quarantine_dir: str | None = None
+    """Rows that fail cleaning at scoring; null: score_quarantine/ under work_dir."""
+
+
+class PipelineConfig(_Frozen):
+    work_dir: str = "work"
+    """Root of every output: prepared data, checkpoints, predictions (and the embedded MLflow store)."""
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    """The Spark session."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Raw sources and the SQL that joins them."""
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    """Quarantine rules."""
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    """Model inputs and label."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    """Train/val/test split."""
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    """Layout of the prepared Parquet."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Distributed training."""
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    """MLflow tracking and registry."""
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    """Batch scoring."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,96 @@
+"""Pure DataFrame rules: tag each row with every reason it fails, then split clean from quarantined."""
+
+from __future__ import annotations
+
+from pipeline.config.schema import CleaningConfig, LabelConfig
+from pipeline.data.sources import REASON, RECORD
+from pipeline.errors import DataError
+
+_NUMERIC_FLOAT = ("double", "float")
+
+
+def _require_columns(df, columns: list[str], setting: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{setting} names column(s) {missing} that the raw table does not have "
+            f"(it has {df.columns}). Fix: add them to data.query / the source schema, or remove them from {setting}"
+        )
+
+
+def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label: bool):
+    """Add `_reason` (all failed rules joined by '; ', null when clean) and `_record` (original values).
+
+    Args:
+        with_label: apply label rules and require a label (prepare); False at scoring time.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    _require_columns(df, rules.required, "cleaning.required")
+    _require_columns(df, rules.quarantine_nulls, "cleaning.quarantine_nulls")
+    _require_columns(df, list(rules.ranges), "cleaning.ranges")
+    _require_columns(df, list(rules.allowed), "cleaning.allowed")
+    _require_columns(df, rules.dedup_on, "cleaning.dedup_on")
+    if with_label and label is not None:
+        _require_columns(df, [label.column], "features.label.column")
+
+    problems = []
+    for column in dict.fromkeys(rules.required + rules.quarantine_nulls):
+        problems.append(F.when(F.col(column).isNull(), F.lit(f"{column} is null")))
+    dtypes = dict(df.dtypes)
+    for column, dtype in dtypes.items():
+        if dtype in _NUMERIC_FLOAT:
+            value = F.col(column)
+            problems.append(F.when(F.isnan(value), F.lit(f"{column} is NaN")))
+            problems.append(F.when(value.isin(float("inf"), float("-inf")), F.lit(f"{column} is infinite")))
+    for column, bounds in rules.ranges.items():
+        value = F.col(column).cast("double")
+        comparable = ~F.isnan(value)  # Spark orders NaN above every number; NaN has its own reason
+        if bounds.min is not None:
+            problems.append(F.when(comparable & (value < bounds.min), F.lit(f"{column} below min {bounds.min}")))
+        if bounds.max is not None:
+            problems.append(F.when(comparable & (value > bounds.max), F.lit(f"{column} above max {bounds.max}")))
+    for column, values in rules.allowed.items():
+        problems.append(
+            F.when(
+                F.col(column).isNotNull() & ~F.col(column).cast("string").isin(*values),
+                F.lit(f"{column} not in cleaning.allowed"),
+            )
+        )
+    active_rules = list(rules.rules) + (list(rules.label_rules) if with_label else [])
+    for rule in active_rules:
+        try:
+            condition = F.expr(rule.when)
+            df.select(condition)  # analysis only: reports a bad column now, not mid-job
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:300]
+            raise DataError(f"cleaning rule when={rule.when!r} is invalid: {first}. Fix: correct the SQL") from None
+        problems.append(F.when(F.coalesce(condition, F.lit(False)), F.lit(rule.reason)))
+    if with_label and label is not None:
+        problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))
+
+    reason = F.concat_ws("; ", *problems)
+    tagged = df.withColumn(REASON, F.when(reason != "", reason))
+    if rules.dedup_on:
+        # Keep one row per key, chosen by a hash of the whole row, so reruns keep the same one.
+        order = F.xxhash64(*[F.col(c) for c in df.columns])
+        window = Window.partitionBy(*rules.dedup_on).orderBy(order, *[F.col(c) for c in rules.dedup_on])
+        rank = F.row_number().over(window)
+        duplicate = F.when(rank > 1, F.lit(f"duplicate key {rules.dedup_on}"))
+        tagged = tagged.withColumn(
+            REASON, F.when(duplicate.isNull(), F.col(REASON)).otherwise(F.concat_ws("; ", F.col(REASON), duplicate))
+        )
+    record = F.when(F.col(REASON).isNotNull(), F.to_json(F.struct(*[F.col(c) for c in df.columns])))
+    return tagged.withColumn(RECORD, record)  # only quarantined rows carry their original values
+
+
+def split_clean(tagged, stage: str, source: str):
+    """(clean rows with the raw table's columns, quarantined rows in the quarantine layout)."""
+    from pyspark.sql import functions as F
+
+    clean = tagged.where(F.col(REASON).isNull()).drop(REASON, RECORD)
+    quarantined = tagged.where(F.col(REASON).isNotNull()).select(
+        F.lit(source).alias("_source"), F.lit(stage).alias("_stage"), REASON, RECORD
+    )
+    return clean, quarantined

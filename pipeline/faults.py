@@ -1,0 +1,37 @@
+"""The one fault-injection seam, for tests: `SPARKTRAIN_FAULT` makes a process hard-exit at a named point.
+
+Values: `train_step:<epoch>,<step>,<rank>` (that training rank exits with code 17 before the step, like a
+killed process) and `score_before_swap` (the scoring job exits with code 19 after its staged write, before it
+publishes). Read only here, at the moment a point is reached; unset in production, it costs one lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+ENV = "SPARKTRAIN_FAULT"
+TRAIN_STEP_EXIT_CODE = 17
+SCORE_EXIT_CODE = 19
+
+
+def train_step_fault() -> tuple[int, int, int] | None:
+    """(epoch, step, rank) at which a training rank should die, when the seam asks for one."""
+    point, _, where = os.environ.get(ENV, "").partition(":")
+    if point != "train_step":
+        return None
+    epoch, step, rank = (int(x) for x in where.split(","))
+    return epoch, step, rank
+
+
+def exit_now(point: str, code: int) -> None:
+    """Hard-exit (no cleanup, like SIGKILL) at `point`; callers decide that the point was reached."""
+    log.error("fault injection: exiting at %s", point)
+    os._exit(code)
+
+
+def exit_if_requested(point: str, code: int) -> None:
+    """Hard-exit when the seam names exactly `point` (points without coordinates)."""
+    if os.environ.get(ENV) == point:
+        exit_now(point, code)

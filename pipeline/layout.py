@@ -1,0 +1,108 @@
+"""Every path the pipeline reads or writes, built once from the config; the only module that spells them.
+
+Plain frozen values (no config objects), so the driver hands the layout to training ranks inside their plan.
+Paths are absolute, so executors and ranks started elsewhere resolve them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.config.schema import PipelineConfig
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class PreparedPaths:
+    """What prepare writes under one root: the final folder, or a staging folder swapped in at the end."""
+
+    root: str
+
+    @property
+    def spec_file(self) -> str:
+        return f"{self.root}/feature_spec.json"
+
+    @property
+    def report_file(self) -> str:
+        return f"{self.root}/quality_report.json"
+
+    @property
+    def clean_dir(self) -> str:
+        return f"{self.root}/clean"
+
+    @property
+    def quarantine_dir(self) -> str:
+        return f"{self.root}/quarantine"
+
+    @property
+    def features_dir(self) -> str:
+        return f"{self.root}/features"
+
+    @property
+    def features_columns_file(self) -> str:
+        return f"{self.features_dir}/_layout.json"
+
+    def features(self, split: str) -> str:
+        """Feature Parquet of one split (train, val or test): what the training ranks read."""
+        return f"{self.features_dir}/{split}"
+
+    @property
+    def features_by_split_dir(self) -> str:
+        """Spark's partitioned write, renamed into features/<split> before the swap."""
+        return f"{self.root}/features_by_split"
+
+    def written_split(self, split_column: str, split: str) -> str:
+        return f"{self.features_by_split_dir}/{split_column}={split}"
+
+
+@dataclass(frozen=True)
+class DatedOutput:
+    """A folder of `date=YYYY-MM-DD` partitions, each published by swapping in a hidden staging folder."""
+
+    root: str
+
+    def partition(self, day: str) -> str:
+        return f"{self.root}/date={day}"
+
+    def staging(self, token: str) -> str:
+        return f"{self.root}/.staging-{token}"
+
+    def staged_partition(self, token: str, day: str) -> str:
+        return f"{self.staging(token)}/date={day}"
+
+    @property
+    def stale_staging_glob(self) -> str:
+        return f"{self.root}/.staging-*"
+
+
+@dataclass(frozen=True)
+class Layout:
+    work_dir: str
+    predictions: DatedOutput
+    score_quarantine: DatedOutput
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> Layout:
+        work = str(Path(config.work_dir).absolute())
+        predictions = config.score.output_dir or f"{work}/predictions"
+        quarantine = config.score.quarantine_dir or f"{work}/score_quarantine"
+        return cls(work, DatedOutput(predictions.rstrip("/")), DatedOutput(quarantine.rstrip("/")))
+
+    @property
+    def prepared(self) -> PreparedPaths:
+        return PreparedPaths(f"{self.work_dir}/prepared")
+
+    def prepared_staging(self, token: str) -> PreparedPaths:
+        return PreparedPaths(f"{self.prepared.root}.staging-{token}")
+
+    @property
+    def stale_prepared_glob(self) -> str:
+        return f"{self.prepared.root}.staging-*"
+
+    def checkpoints(self, run_id: str) -> str:
+        """One training run's checkpoints (rank 0 writes, every rank reads on resume)."""
+        return f"{self.work_dir}/checkpoints/{run_id}"

@@ -1,0 +1,203 @@
+"""FeatureSpec: everything fitted on the train split, as JSON, with a pandas/numpy transform (no pyspark).
+
+The registered model carries this file and calls `transform_pandas`, so it works in spark_udf and in
+`mlflow models serve` alike. `pipeline/data/features.py` implements the same arithmetic in Spark; a parity test
+pins them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPEC_VERSION = 1
+NULL_INDEX = 0  # categorical index for a missing value
+OOV_INDEX = 1  # categorical index for a value not in the train vocabulary
+PERIODS = {"hour": 24.0, "dow": 7.0, "month": 12.0}
+
+
+@dataclass(frozen=True)
+class NumericStats:
+    name: str
+    median: float
+    mean: float
+    std: float
+    log1p: bool = False
+    clip: tuple[float, float] | None = None
+    missing_indicator: bool = True
+
+
+@dataclass(frozen=True)
+class CategoricalVocab:
+    name: str
+    vocab: tuple[str, ...]
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.vocab) + 2  # + null + OOV
+
+
+@dataclass(frozen=True)
+class TimestampParts:
+    name: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    column: str
+    task: str
+    classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    input_schema: dict[str, str]
+    numeric: tuple[NumericStats, ...] = ()
+    categorical: tuple[CategoricalVocab, ...] = ()
+    timestamps: tuple[TimestampParts, ...] = ()
+    label: LabelSpec | None = None
+    key_columns: tuple[str, ...] = ()
+    version: int = SPEC_VERSION
+    schema_hash: str = field(default="")
+
+    # ---- layout -------------------------------------------------------------------------------------
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Float32 feature columns, in the order the model reads them."""
+        cols = []
+        for n in self.numeric:
+            cols.append(f"num__{n.name}")
+            if n.missing_indicator:
+                cols.append(f"miss__{n.name}")
+        for t in self.timestamps:
+            for part in t.parts:
+                cols += [f"ts__{t.name}__{part}_sin", f"ts__{t.name}__{part}_cos"]
+        return cols
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [f"cat__{c.name}" for c in self.categorical]
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [c.cardinality for c in self.categorical]
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Clean columns the transform needs (the model's input signature)."""
+        names = [n.name for n in self.numeric] + [c.name for c in self.categorical] + [t.name for t in self.timestamps]
+        return list(dict.fromkeys(names))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label.classes) if self.label and self.label.task == "multiclass" else 1
+
+    # ---- JSON ---------------------------------------------------------------------------------------
+    def with_hash(self) -> FeatureSpec:
+        payload = json.dumps(self.input_schema, sort_keys=True).encode()
+        return replace(self, schema_hash=hashlib.sha256(payload).hexdigest()[:16])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    @staticmethod
+    def from_json(text: str) -> FeatureSpec:
+        raw = json.loads(text)
+        if raw.get("version") != SPEC_VERSION:
+            raise ValueError(
+                f"feature spec version {raw.get('version')} is not supported (expected {SPEC_VERSION}). "
+                "Fix: re-run prepare with this version of the pipeline"
+            )
+        return FeatureSpec(
+            input_schema=dict(raw["input_schema"]),
+            numeric=tuple(
+                NumericStats(**{**n, "clip": tuple(n["clip"]) if n.get("clip") else None}) for n in raw["numeric"]
+            ),
+            categorical=tuple(CategoricalVocab(c["name"], tuple(c["vocab"])) for c in raw["categorical"]),
+            timestamps=tuple(TimestampParts(t["name"], tuple(t["parts"])) for t in raw["timestamps"]),
+            label=LabelSpec(**{**raw["label"], "classes": tuple(raw["label"]["classes"])}) if raw["label"] else None,
+            key_columns=tuple(raw.get("key_columns", ())),
+            version=raw["version"],
+            schema_hash=raw["schema_hash"],
+        )
+
+    @staticmethod
+    def load(path: str | Path) -> FeatureSpec:
+        return FeatureSpec.from_json(Path(path).read_text(encoding="utf-8"))
+
+    # ---- transform ----------------------------------------------------------------------------------
+    def transform_pandas(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Clean columns -> (float32 [n, numeric], int64 [n, categorical]); same numbers as Spark's transform.
+
+        Raises:
+            KeyError: naming the input column that is missing.
+        """
+        missing = [c for c in self.input_columns if c not in df.columns]
+        if missing:
+            raise KeyError(f"input is missing column(s) {missing} required by the feature spec")
+        n = len(df)
+        numeric = np.empty((n, len(self.numeric_columns)), dtype=np.float32)
+        j = 0
+        for stats in self.numeric:
+            values = pd.to_numeric(df[stats.name], errors="raise").astype("float64").to_numpy()
+            is_missing = ~np.isfinite(values)
+            numeric[:, j] = standardize(np.where(is_missing, stats.median, values), stats)
+            j += 1
+            if stats.missing_indicator:
+                numeric[:, j] = is_missing
+                j += 1
+        for ts in self.timestamps:
+            column = pd.to_datetime(df[ts.name])
+            if column.dt.tz is not None:
+                column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+            for part in ts.parts:
+                angle = 2 * math.pi * _time_part(column, part) / PERIODS[part]
+                numeric[:, j] = np.nan_to_num(np.sin(angle))
+                numeric[:, j + 1] = np.nan_to_num(np.cos(angle))
+                j += 2
+        categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
+        for k, cat in enumerate(self.categorical):
+            categorical[:, k] = _index(df[cat.name], cat.vocab)
+        return numeric, categorical
+
+
+def standardize(values: np.ndarray, stats: NumericStats) -> np.ndarray:
+    """clip -> signed log1p -> (x - mean) / std, in float64 like Spark does, then float32."""
+    x = values
+    if stats.clip is not None:
+        x = np.clip(x, stats.clip[0], stats.clip[1])
+    if stats.log1p:
+        x = np.sign(x) * np.log1p(np.abs(x))
+    return ((x - stats.mean) / stats.std).astype(np.float32)
+
+
+def _time_part(column: pd.Series, part: str) -> np.ndarray:
+    if part == "hour":
+        return (column.dt.hour + column.dt.minute / 60.0).to_numpy(dtype="float64", na_value=np.nan)
+    if part == "dow":  # 0 = Monday, as data/features.py computes it
+        return column.dt.dayofweek.to_numpy(dtype="float64", na_value=np.nan)
+    return (column.dt.month - 1).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """Values as the strings Spark's cast(... as string) gives (integers without '.0')."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("boolean").astype("string").str.lower()
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("Int64").astype("string")
+    return values.astype("string")
+
+
+def _index(values: pd.Series, vocab: tuple[str, ...]) -> np.ndarray:
+    text = category_text(values)
+    lookup = {v: i + 2 for i, v in enumerate(vocab)}
+    mapped = text.map(lookup)
+    out = np.where(text.isna().to_numpy(), NULL_INDEX, mapped.fillna(OOV_INDEX).to_numpy(dtype="float64"))
+    return out.astype(np.int64)

@@ -1,0 +1,33 @@
+"""The whole chain, prepare -> train (+ register/promote) -> score, as child runs of one 'pipeline' run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.data.prepare import PrepareResult
+from pipeline.data.scoring import ScoreResult
+from pipeline.layout import Layout
+from pipeline.stages import prepare, score, tracking, train
+from pipeline.stages.tracked import tracked_stage
+from pipeline.stages.train import TrainResult
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    prepared: PrepareResult
+    trained: TrainResult
+    scored: ScoreResult
+
+
+def run_pipeline(
+    spark, config: PipelineConfig, layout: Layout, score_date: str, force_promote: bool = False
+) -> PipelineResult:
+    """Each stage's run nests under this one, so the MLflow UI groups one execution."""
+    with tracked_stage(config, "pipeline"):
+        prepared = prepare.run(spark, config, layout)
+        trained = train.run(spark, config, layout, force_promote=force_promote)
+        scored = score.run(spark, config, layout, score_date)
+        tracking.log_metrics({**trained.result.test_metrics, "rows_scored": scored.rows_scored})
+        tracking.set_tags({"registry.model": trained.model.name, "registry.version": trained.model.version})
+    return PipelineResult(prepared, trained, scored)

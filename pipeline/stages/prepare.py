@@ -1,0 +1,28 @@
+"""The prepare stage on the driver: the Spark work of pipeline/data/prepare.py inside a tracked MLflow run."""
+
+from __future__ import annotations
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.data.prepare import PrepareResult, prepare_data
+from pipeline.layout import Layout
+from pipeline.stages import tracking
+from pipeline.stages.tracked import tracked_stage
+
+
+def run(spark, config: PipelineConfig, layout: Layout) -> PrepareResult:
+    """Prepare inside an MLflow run: counts as metrics, quality report and feature spec as artifacts."""
+    with tracked_stage(config, "prepare"):  # an unreachable tracking store fails before any work
+        result = prepare_data(spark, config, layout)
+        report = result.report
+        tracking.log_metrics(
+            {
+                "input_rows": report.counts.input_rows,
+                "clean_rows": report.counts.clean_rows,
+                "quarantined_rows": report.counts.quarantined_rows,
+                **{f"split_rows_{k}": v for k, v in report.split_rows.items()},
+                "prepare_seconds": report.seconds,
+            }
+        )
+        for path in (layout.prepared.report_file, layout.prepared.spec_file):
+            tracking.log_file(path, "data")
+    return result

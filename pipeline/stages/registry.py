@@ -1,0 +1,192 @@
+"""Model registry (driver side): log the pyfunc (spec + weights + code), register it, move aliases, resolve models.
+
+Split from tracking.py (runs, params, metrics) to keep each module to one job. The logged model carries only
+pipeline/model/ as code, so it loads where neither Spark nor the rest of the pipeline is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import TrackingError
+from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS, output_columns
+from pipeline.model.spec import FeatureSpec
+
+log = logging.getLogger(__name__)
+CANDIDATE, CHAMPION = "candidate", "champion"
+MODEL_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "model"
+# The package marker the shipped code gets instead of pipeline/__init__.py: pipeline.model.* imports resolve.
+SHIPPED_PACKAGE_INIT = '"""The parts of sparktrain that a registered model carries (pipeline/model/ only)."""\n'
+_SPARK_TO_MLFLOW = {
+    "double": "double",
+    "float": "float",
+    "int": "integer",
+    "smallint": "integer",
+    "tinyint": "integer",
+    "bigint": "long",
+    "string": "string",
+    "boolean": "boolean",
+    "timestamp": "datetime",
+    "date": "datetime",
+}
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Whether a new version became @champion and why; logged as registry/promotion.json."""
+
+    model: str
+    candidate_version: str
+    promoted: bool
+    reason: str
+    metric: str
+    candidate_metric: float | None
+    champion_metric: float | None
+    previous_champion_version: str | None
+
+
+def signature_for(spec: FeatureSpec):
+    """Column-based signature (nullable inputs), which spark_udf can feed from scalar columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = []
+    for column in spec.input_columns:
+        spark_type = spec.input_schema[column]
+        if spark_type not in _SPARK_TO_MLFLOW:
+            raise TrackingError(
+                f"input column {column!r} has type {spark_type}, which the model signature cannot carry. "
+                "Fix: cast it in data.query to double, bigint, string, boolean or timestamp"
+            )
+        inputs.append(ColSpec(_SPARK_TO_MLFLOW[spark_type], column, required=False))
+    outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label.task)]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def pip_requirements() -> list[str]:
+    import mlflow
+    import numpy
+    import torch
+
+    torch_version = torch.__version__.split("+")[0]
+    return [f"mlflow=={mlflow.__version__}", f"torch=={torch_version}", "pandas<3", f"numpy=={numpy.__version__}"]
+
+
+def log_and_register(
+    spec: FeatureSpec, model_config: dict, weights_path: str, model_name: str, input_example: pd.DataFrame
+) -> RegisteredModel:
+    """Log the pyfunc in the active run, register a new version and give it the `candidate` alias."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    with tempfile.TemporaryDirectory(prefix="sparktrain-") as tmp:
+        spec_path, config_path = Path(tmp) / f"{ARTIFACT_SPEC}.json", Path(tmp) / f"{ARTIFACT_MODEL}.json"
+        spec_path.write_text(spec.to_json(), encoding="utf-8")
+        config_path.write_text(json.dumps(model_config, indent=2), encoding="utf-8")
+        code = _shipped_code(Path(tmp) / "code")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code / "model" / "entry.py"),  # models-from-code: nothing pickled
+            artifacts={ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)},
+            code_paths=[str(code)],  # the model loads where only its own files + pip requirements exist
+            signature=signature_for(spec),
+            input_example=input_example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=model_name,
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(model_name, CANDIDATE, version)
+    run_id = mlflow.active_run().info.run_id
+    log.info("registered %s version %s (alias %s)", model_name, version, CANDIDATE)
+    return RegisteredModel(model_name, version, run_id, f"models:/{model_name}/{version}")
+
+
+def _shipped_code(folder: Path) -> Path:
+    """A `pipeline` package holding only model/, so the registered model imports pipeline.model.* and nothing else."""
+    package = folder / "pipeline"
+    shutil.copytree(MODEL_PACKAGE_DIR, package / "model", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (package / "__init__.py").write_text(SHIPPED_PACKAGE_INIT, encoding="utf-8")
+    return package
+
+
+def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: bool) -> Promotion:
+    """Give `champion` to the candidate if its test metric beats the current champion's (or none exists)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    candidate_value = client.get_run(model.run_id).data.metrics.get(metric)
+    try:
+        champion = client.get_model_version_by_alias(model.name, CHAMPION)
+    except MlflowException:
+        champion = None
+    champion_value = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
+    if force:
+        promoted, why = True, "forced with --force-promote"
+    elif champion is None:
+        promoted, why = True, "no champion yet"
+    elif candidate_value is None:
+        promoted, why = False, f"candidate has no {metric}"
+    elif champion_value is None:
+        promoted, why = True, f"champion has no {metric}"
+    else:
+        better = candidate_value > champion_value if higher_is_better else candidate_value < champion_value
+        promoted = better
+        why = f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}"
+    if promoted:
+        client.set_registered_model_alias(model.name, CHAMPION, model.version)
+    decision = Promotion(
+        model=model.name,
+        candidate_version=model.version,
+        promoted=promoted,
+        reason=why,
+        metric=metric,
+        candidate_metric=candidate_value,
+        champion_metric=champion_value,
+        previous_champion_version=str(champion.version) if champion else None,
+    )
+    log.info("promotion of %s v%s: %s (%s)", model.name, model.version, "champion" if promoted else "kept", why)
+    return decision
+
+
+def resolve(model_name: str, version: str | None = None, alias: str = CHAMPION) -> RegisteredModel:
+    """Find a registered version by number or alias; a missing name/alias is a TrackingError with the fix."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        found = (
+            client.get_model_version(model_name, version)
+            if version
+            else client.get_model_version_by_alias(model_name, alias)
+        )
+    except MlflowException as exc:
+        wanted = f"version {version}" if version else f"alias @{alias}"
+        raise TrackingError(
+            f"registered model {model_name!r} has no {wanted} ({exc.error_code}). "
+            "Fix: run 'python -m pipeline train' first, or pass an existing --model-version / tracking.model_name"
+        ) from None
+    return RegisteredModel(model_name, str(found.version), found.run_id, f"models:/{model_name}/{found.version}")
+
+
+def load_pyfunc(uri: str):
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri)

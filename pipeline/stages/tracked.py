@@ -1,0 +1,44 @@
+"""The one place a stage's MLflow run is started and ended: start (or re-open), mark FAILED on error, finish.
+
+A stage inside another (prepare/train/score inside `run`) becomes a nested run of the outer one, so the UI
+groups a pipeline execution. A run ended FAILED keeps its status tag "running": a resumable stage (train)
+re-opens it on the next attempt with the same config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.stages import tracking
+
+
+@dataclass(frozen=True)
+class StageRun:
+    run_id: str
+    tracking_uri: str  # resolved, so training ranks on other processes reach the same store
+    resumed: bool  # an unfinished run of this stage with the same config was re-opened
+
+
+@contextlib.contextmanager
+def tracked_stage(config: PipelineConfig, stage: str, resume: bool = False) -> Iterator[StageRun]:
+    """Run the body inside an MLflow run for `stage`; an unreachable store fails before any work.
+
+    Args:
+        resume: re-open the newest unfinished run of this stage whose config hash matches, if there is one.
+    """
+    uri = tracking.configure(config.tracking, config.spark.master)
+    experiment_id = tracking.ensure_experiment(config.tracking)
+    resume_id = None
+    if resume:
+        resume_id = tracking.find_resumable_run(experiment_id, stage, tracking.config_hash(config))
+    run = tracking.start_run(experiment_id, stage, config, run_id=resume_id)
+    try:
+        yield StageRun(run.info.run_id, uri, resume_id is not None)
+    except BaseException:
+        tracking.end_run("FAILED")
+        raise
+    tracking.mark_finished(run.info.run_id)
+    tracking.end_run()

@@ -1,0 +1,214 @@
+"""MLflow runs from the driver: store setup, runs, params, metrics, artifacts (the registry is registry.py).
+
+Stages do not start or end runs themselves: pipeline/stages/tracked.py does, through this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from pipeline.config.load import dump_yaml
+from pipeline.config.schema import PipelineConfig, TrackingConfig
+from pipeline.errors import TrackingError
+
+log = logging.getLogger(__name__)
+
+TAG_STAGE = "pipeline.stage"
+TAG_CONFIG_HASH = "pipeline.config_hash"
+TAG_PIPELINE_ID = "pipeline.execution_id"
+TAG_STATUS = "pipeline.status"
+
+
+def resolve_uri(uri: str) -> str:
+    """sqlite:///relative/path -> absolute, so workers and `make mlflow-ui` open the same file."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix) :]).absolute())
+    return uri
+
+
+def _is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
+
+
+def _is_local_master(master: str) -> bool:
+    return master.startswith("local")
+
+
+def configure(tracking: TrackingConfig, spark_master: str) -> str:
+    """Point MLflow at the configured store, fail fast when it cannot work, return the resolved URI.
+
+    Raises:
+        TrackingError: a file/SQLite store with a non-local Spark master, or an unreachable server.
+    """
+    import mlflow
+
+    uri = resolve_uri(tracking.uri)
+    if _is_local_store(uri) and not _is_local_master(spark_master):
+        raise TrackingError(
+            f"tracking.uri={tracking.uri} is a local store but spark.master={spark_master} runs workers on "
+            "other machines that cannot write to it. Fix: run an MLflow tracking server and set tracking.uri "
+            "to its http:// URL (see conf/cluster.yaml)"
+        )
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("http"):
+        _check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=5)
+        response.raise_for_status()
+    except Exception as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}). "
+            "Fix: start it (mlflow server --host 127.0.0.1 --port 5000) or correct tracking.uri"
+        ) from None
+
+
+def ensure_experiment(tracking: TrackingConfig) -> str:
+    """Experiment id, created with the configured artifact root when missing."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(tracking.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_root = tracking.artifact_root
+    if ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/ pass through)
+        artifact_root = Path(artifact_root).absolute().as_uri()
+    return mlflow.create_experiment(tracking.experiment, artifact_location=artifact_root)
+
+
+def config_hash(config: PipelineConfig) -> str:
+    """Hash of the settings that decide what training computes (not epochs: resuming may extend them)."""
+    relevant = {k: v for k, v in config.to_dict().items() if k in ("data", "features", "split", "train")}
+    relevant["train"] = {k: v for k, v in relevant["train"].items() if k not in ("epochs", "start_timeout_s")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(prefix: str, value, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else k, v, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return out
+
+
+def find_resumable_run(experiment_id: str, stage: str, cfg_hash: str) -> str | None:
+    """The newest run of this stage that did not finish and has the same config hash."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_STAGE}` = '{stage}' and tags.`{TAG_CONFIG_HASH}` = '{cfg_hash}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if runs and runs[0].data.tags.get(TAG_STATUS) != "finished":
+        return runs[0].info.run_id
+    return None
+
+
+def start_run(
+    experiment_id: str, stage: str, config: PipelineConfig, run_id: str | None = None, execution_id: str | None = None
+):
+    """Start (or re-open) a run and log the effective config as params + YAML artifact, commit and tags."""
+    import mlflow
+
+    parent = mlflow.active_run()
+    nested = parent is not None
+    if run_id is not None:
+        return mlflow.start_run(run_id=run_id, nested=nested)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, nested=nested)
+    execution = (
+        parent.data.tags.get(TAG_PIPELINE_ID, parent.info.run_id)
+        if parent
+        else execution_id or os.environ.get("SPARKTRAIN_EXECUTION_ID") or run.info.run_id
+    )
+    mlflow.set_tags(
+        {
+            TAG_STAGE: stage,
+            TAG_CONFIG_HASH: config_hash(config),
+            TAG_STATUS: "running",
+            TAG_PIPELINE_ID: execution,
+            "mlflow.source.git.commit": git_commit(),
+        }
+    )
+    params = flatten("", {k: v for k, v in config.to_dict().items() if k != "data"}, {})
+    params = {k: v[:6000] for k, v in params.items()}
+    for chunk in _chunks(list(params.items()), 90):
+        mlflow.log_params(dict(chunk))
+    mlflow.log_text(dump_yaml(config), "config/effective_config.yaml")
+    return run
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def mark_finished(run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_tag(run_id, TAG_STATUS, "finished")
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_dict(data: dict, artifact_path: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(data, artifact_path)
+
+
+def log_file(path: str, artifact_dir: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(path, artifact_dir)
+
+
+def log_figure(figure, artifact_path: str) -> None:
+    import mlflow
+
+    mlflow.log_figure(figure, artifact_path)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def end_run(status: str = "FINISHED") -> None:
+    import mlflow
+
+    mlflow.end_run(status=status)
+
+
+def run_metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    from mlflow.tracking import MlflowClient
+
+    return [(m.step, m.value) for m in MlflowClient().get_metric_history(run_id, key)]

@@ -1,0 +1,159 @@
+"""What differs between Horovod and torch DDP, behind one declared interface (RankBackend) used by the loop.
+
+Runs in the training ranks. Each backend supplies: process-group init, rank/size/local_rank, the distributed
+optimizer or model wrapper, broadcast of initial parameters and optimizer state from rank 0, a sum-allreduce,
+and object allgather/broadcast. The driver picks one through the table in pipeline/stages/launch.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+
+class RankBackend(Protocol):
+    """One rank's view of the process group; constructing it joins the group."""
+
+    name: ClassVar[str]
+    rank: int
+    size: int
+    local_rank: int
+
+    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int) -> tuple[Any, Any]: ...
+
+    def broadcast_state(self, model, optimizer) -> None: ...
+
+    def no_sync(self, model) -> contextlib.AbstractContextManager: ...
+
+    def step(self, optimizer, model, grad_clip: float | None) -> None: ...
+
+    def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor: ...
+
+    def allgather_object(self, obj) -> list: ...
+
+    def broadcast_object(self, obj): ...
+
+    def shutdown(self) -> None: ...
+
+
+class HorovodBackend:
+    """Horovod (Gloo on CPU, NCCL where built): gradients averaged by hvd.DistributedOptimizer."""
+
+    name = "horovod"
+
+    def __init__(self) -> None:
+        import horovod.torch as hvd
+
+        self.hvd = hvd
+        hvd.init()
+        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+
+    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
+        hvd = self.hvd
+        compression = hvd.Compression.fp16 if fp16_allreduce else hvd.Compression.none
+        optimizer = hvd.DistributedOptimizer(
+            optimizer,
+            named_parameters=model.named_parameters(),
+            compression=compression,
+            backward_passes_per_step=backward_passes_per_step,
+        )
+        return model, optimizer
+
+    def broadcast_state(self, model, optimizer) -> None:
+        self.hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+        self.hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+
+    def no_sync(self, model):
+        # Horovod counts backward passes itself (backward_passes_per_step); nothing to suspend.
+        return contextlib.nullcontext()
+
+    def step(self, optimizer, model, grad_clip: float | None) -> None:
+        if grad_clip is None:
+            optimizer.step()
+            return
+        optimizer.synchronize()  # gradients are averaged now, so clipping sees the global gradient
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        with optimizer.skip_synchronize():
+            optimizer.step()
+
+    def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
+        return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
+
+    def allgather_object(self, obj) -> list:
+        return self.hvd.allgather_object(obj, name="allgather_object")
+
+    def broadcast_object(self, obj):
+        return self.hvd.broadcast_object(obj, root_rank=0, name="broadcast_object")
+
+    def shutdown(self) -> None:
+        self.hvd.shutdown()
+
+
+class DDPBackend:
+    """torch.distributed (gloo on CPU, nccl on GPU) with DistributedDataParallel; env set by TorchDistributor."""
+
+    name = "torch_distributor"
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend)
+        self.rank, self.size = dist.get_rank(), dist.get_world_size()
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{self.local_rank}") if backend == "nccl" else torch.device("cpu")
+
+    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=ids)  # broadcasts rank 0's parameters
+        if fp16_allreduce:
+            from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+            wrapped.register_comm_hook(None, default_hooks.fp16_compress_hook)
+        return wrapped, optimizer
+
+    def broadcast_state(self, model, optimizer) -> None:
+        for tensor in model.state_dict().values():
+            self.dist.broadcast(tensor.data if hasattr(tensor, "data") else tensor, src=0)
+        payload = [optimizer.state_dict() if self.rank == 0 else None]
+        self.dist.broadcast_object_list(payload, src=0)
+        if self.rank != 0:
+            optimizer.load_state_dict(payload[0])
+
+    def no_sync(self, model):
+        return model.no_sync()
+
+    def step(self, optimizer, model, grad_clip: float | None) -> None:
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+
+    def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
+        moved = tensor.to(self.device)
+        self.dist.all_reduce(moved, op=self.dist.ReduceOp.SUM)
+        return moved.cpu()
+
+    def allgather_object(self, obj) -> list:
+        gathered: list = [None] * self.size
+        self.dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def broadcast_object(self, obj):
+        payload = [obj]
+        self.dist.broadcast_object_list(payload, src=0)
+        return payload[0]
+
+    def shutdown(self) -> None:
+        self.dist.destroy_process_group()
+
+
+def unwrap(model):
+    """The plain nn.Module inside a DDP wrapper (state_dict keys without 'module.')."""
+    return getattr(model, "module", model)

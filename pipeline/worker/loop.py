@@ -1,0 +1,243 @@
+"""The per-rank training loop, written once for every backend: epochs, validation, early stop, checkpoints.
+
+Runs inside Horovod or TorchDistributor rank processes. It receives a TrainPlan of plain values (resolved on the
+driver) and never touches Spark. Resume is exact: each epoch's data order and dropout RNG are seeded from
+(seed, epoch, rank), and the checkpoint holds weights, optimizer state, counters and history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+import torch
+
+from pipeline import faults
+from pipeline.model.losses import label_dtype, loss_fn
+from pipeline.model.networks import build_model
+from pipeline.worker.backends import RankBackend, unwrap
+from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
+from pipeline.worker.loader import ShardedParquetLoader
+from pipeline.worker.metrics import MetricSums, higher_is_better
+from pipeline.worker.placement import worker_placement
+from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
+
+log = logging.getLogger("pipeline.worker.loop")
+
+
+def _device(backend: RankBackend) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(backend.local_rank)
+        return torch.device(f"cuda:{backend.local_rank}")
+    return torch.device("cpu")
+
+
+def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) -> ShardedParquetLoader:
+    return ShardedParquetLoader(
+        plan.layout.prepared.features(split),
+        plan.spec.numeric_columns,
+        plan.spec.categorical_columns,
+        "label",
+        plan.batch_size,
+        backend.rank,
+        backend.size,
+        shuffle=shuffle,
+        seed=plan.seed,
+        buffer_rows=plan.shuffle_buffer_rows,
+        label_dtype=label_dtype(plan.task),
+        max_steps=plan.max_steps_per_epoch,
+    )
+
+
+def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None = None) -> RankResult:
+    """Train to plan.epochs or early stop, resuming from the checkpoint when one exists.
+
+    Returns:
+        on every rank, rank 0's result (history, best epoch/metric, test metrics, best weights, placement).
+    """
+    torch.set_num_threads(plan.threads_per_worker)
+    device = _device(backend)
+    rank0 = backend.rank == 0
+    workers = backend.allgather_object(worker_placement(backend.rank))
+    train_data = _loader(plan, "train", backend, shuffle=True)
+    usable_steps = train_data.steps_per_epoch - train_data.steps_per_epoch % plan.backward_passes_per_step
+    if usable_steps == 0:
+        raise ValueError(
+            f"train split has too few rows for {backend.size} workers x batch_size={plan.batch_size} "
+            f"(smallest shard: {min(train_data.shard_rows)} rows). Fix: lower train.batch_size or train.num_proc"
+        )
+    val_data = _loader(plan, "val", backend, shuffle=False)
+    test_data = _loader(plan, "test", backend, shuffle=False)
+
+    torch.manual_seed(plan.seed)  # same initial weights everywhere; rank 0's are broadcast anyway
+    spec = plan.spec
+    model = build_model(plan.model, len(spec.numeric_columns), spec.cardinalities, spec.num_classes).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
+
+    state = load_checkpoint(plan.checkpoint_dir)
+    start_epoch, history = 0, []
+    best = {"metric": None, "epoch": -1, "weights": None, "bad_epochs": 0}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        start_epoch = state["epoch"] + 1
+        history = list(state["history"])
+        best = {
+            "metric": state["best_metric"],
+            "epoch": state["best_epoch"],
+            "weights": state["best_model"],
+            "bad_epochs": state["bad_epochs"],
+        }
+        if rank0:
+            log.info("resuming from checkpoint: epoch %d of %d already done", start_epoch, plan.epochs)
+    model, optimizer = backend.wrap(model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step)
+    if state is not None:
+        # After wrapping: hvd.DistributedOptimizer re-creates the optimizer from its param_groups only,
+        # so Adam moments loaded earlier would be silently dropped.
+        optimizer.load_state_dict(state["optimizer"])
+    backend.broadcast_state(unwrap(model), optimizer)
+
+    target_lr = plan.lr * (backend.size if plan.scale_lr_by_workers else 1)
+    warmup_steps = plan.warmup_epochs * usable_steps
+    stopped_early = best["bad_epochs"] >= plan.patience
+    epoch_seconds: list[float] = []
+    fault = faults.train_step_fault()  # the test seam; None in production
+    for epoch in range(start_epoch, plan.epochs):
+        if stopped_early:
+            break
+        started = time.perf_counter()
+        torch.manual_seed(plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
+        model.train()
+        sums = MetricSums(plan.task)
+        for step, (x_num, x_cat, y) in enumerate(train_data.train_epoch(epoch)):
+            if step >= usable_steps:
+                break
+            if fault == (epoch, step, backend.rank):
+                faults.exit_now(f"train step {fault}", faults.TRAIN_STEP_EXIT_CODE)
+            global_step = epoch * usable_steps + step
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(global_step, warmup_steps, plan.lr, target_lr)
+            x_num, x_cat, y = x_num.to(device), x_cat.to(device), y.to(device)
+            last_micro = (step + 1) % plan.backward_passes_per_step == 0
+            with contextlib.nullcontext() if last_micro else backend.no_sync(model):
+                logits = model(x_num, x_cat)
+                loss = loss_fn(plan.task, logits, y)
+                (loss / plan.backward_passes_per_step).backward()
+            sums.update(logits.detach(), y)
+            if last_micro:
+                backend.step(optimizer, model, plan.grad_clip)
+                optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
+        train_seconds = time.perf_counter() - started
+        train_metrics = MetricSums.finalize(
+            plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
+        )
+        val_metrics = _evaluate(model, val_data, plan.task, backend, device, f"val{epoch}", "val")
+        seconds = time.perf_counter() - started
+        epoch_seconds.append(seconds)
+        samples = usable_steps * plan.batch_size * backend.size
+        record = {
+            "epoch": epoch,
+            **train_metrics,
+            **val_metrics,
+            "samples_per_s": samples / seconds,
+            "train_samples_per_s": samples / train_seconds,  # optimisation steps only, without validation
+            "epoch_seconds": seconds,
+        }
+        history.append(record)
+
+        value = val_metrics[plan.monitor]
+        improved = best["metric"] is None or (
+            value > best["metric"] if higher_is_better(plan.monitor) else value < best["metric"]
+        )
+        if improved:
+            best = {
+                "metric": value,
+                "epoch": epoch,
+                "bad_epochs": 0,
+                "weights": {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()},
+            }
+        else:
+            best["bad_epochs"] += 1
+        stopped_early = best["bad_epochs"] >= plan.patience
+        if rank0:
+            save_checkpoint(
+                plan.checkpoint_dir,
+                {
+                    "epoch": epoch,
+                    "model": unwrap(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "best_metric": best["metric"],
+                    "best_epoch": best["epoch"],
+                    "best_model": best["weights"],
+                    "bad_epochs": best["bad_epochs"],
+                    "history": history,
+                },
+            )
+            _log_epoch(plan, record, epoch, epoch_seconds)
+            if on_epoch is not None:
+                on_epoch(record, epoch)
+    # Best weights everywhere (identical across ranks, since every rank applied the same averaged updates).
+    if best["weights"] is not None:
+        unwrap(model).load_state_dict(best["weights"])
+    test_metrics = _evaluate(model, test_data, plan.task, backend, device, "test", "test")
+    result = None
+    if rank0:
+        best_path = save_best_weights(plan.checkpoint_dir, unwrap(model).state_dict())
+        log.info(
+            "done: best epoch %d %s=%.4f; test %s",
+            best["epoch"] + 1,
+            plan.monitor,
+            best["metric"],
+            " ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
+        )
+        result = RankResult(
+            history=history,
+            best_epoch=best["epoch"],
+            best_metric=best["metric"],
+            test_metrics=test_metrics,
+            resumed_from_epoch=start_epoch if state is not None else None,
+            epochs_run=len(history),
+            stopped_early=stopped_early,
+            best_model_path=best_path,
+            world_size=backend.size,
+            steps_per_epoch=usable_steps,
+            workers=workers,
+        )
+    # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
+    # finishes last, which was sometimes rank 1's.
+    return backend.broadcast_object(result)
+
+
+def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -> float:
+    """Linear warmup from the single-worker lr to the worker-scaled lr (Goyal et al., 2017)."""
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return target_lr
+    return base_lr + (target_lr - base_lr) * step / warmup_steps
+
+
+def _evaluate(
+    model, loader: ShardedParquetLoader, task: str, backend: RankBackend, device, name: str, prefix: str
+) -> dict:
+    model.eval()
+    sums = MetricSums(task)
+    with torch.no_grad():
+        for x_num, x_cat, y in loader.eval_batches():
+            sums.update(model(x_num.to(device), x_cat.to(device)), y.to(device))
+    return MetricSums.finalize(task, backend.allreduce_sum(sums.as_tensor(), name), prefix)
+
+
+def _log_epoch(plan: TrainPlan, record: dict, epoch: int, epoch_seconds: list[float]) -> None:
+    remaining = plan.epochs - epoch - 1
+    eta = remaining * (sum(epoch_seconds) / len(epoch_seconds))
+    shown = {
+        k: v for k, v in record.items() if k not in ("epoch", "epoch_seconds", "samples_per_s", "train_samples_per_s")
+    }
+    log.info(
+        "epoch %d/%d %s samples/s=%.0f %.1fs ETA %.0fs",
+        epoch + 1,
+        plan.epochs,
+        " ".join(f"{k}={v:.4f}" for k, v in shown.items()),
+        record["samples_per_s"],
+        record["epoch_seconds"],
+        eta,
+    )

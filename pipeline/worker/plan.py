@@ -1,0 +1,67 @@
+"""What crosses the driver/rank boundary: the plan (plain values in) and the rank's result (typed values out).
+
+Built on the driver (pipeline/stages/plan.py derives it from the training config field by field), pickled into
+each training rank. No config objects, no Spark: only the layout, the fitted feature spec and numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.layout import Layout
+from pipeline.model.spec import FeatureSpec
+
+# Called by rank 0 once per epoch with the epoch's metrics record and the epoch index (MLflow logging lives
+# behind it, on the driver's side of the design; the rank only calls it).
+EpochCallback = Callable[[dict, int], None]
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything a rank needs. Fields named like TrainConfig's carry that setting's resolved value."""
+
+    layout: Layout
+    run_id: str  # names the checkpoint folder (the MLflow run id when tracked)
+    spec: FeatureSpec
+    model: dict
+    epochs: int
+    batch_size: int
+    lr: float
+    scale_lr_by_workers: bool
+    warmup_epochs: float
+    weight_decay: float
+    grad_clip: float | None
+    backward_passes_per_step: int
+    fp16_allreduce: bool
+    patience: int
+    monitor: str
+    threads_per_worker: int
+    shuffle_buffer_rows: int
+    max_steps_per_epoch: int | None
+    seed: int
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.layout.checkpoints(self.run_id)
+
+    @property
+    def task(self) -> str:
+        return self.spec.label.task
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """Rank 0's outcome, which every rank returns."""
+
+    history: list[dict]
+    best_epoch: int
+    best_metric: float | None
+    test_metrics: dict[str, float]
+    resumed_from_epoch: int | None
+    epochs_run: int
+    stopped_early: bool
+    best_model_path: str
+    world_size: int
+    steps_per_epoch: int
+    workers: list[dict]  # where each rank ran (pipeline/worker/placement.py)

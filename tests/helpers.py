@@ -1,0 +1,73 @@
+"""Helpers shared by tests (imported explicitly; conftest.py holds only fixtures)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.layout import Layout
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def flights_cli_args(*overrides: str) -> list[str]:
+    """Command-line arguments for the demo config with `--set` overrides, for tests that run the CLI."""
+    args = ["--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/local.yaml")]
+    for item in overrides:
+        args += ["--set", item]
+    return args
+
+
+def write_features(folder, sizes: list[int], row_group: int = 1_000_000, names=("a", "b", "c")) -> int:
+    """One file per size; row i of the whole dataset has a = i, so rows can be traced.
+
+    `names` are the two float columns and the categorical column (index 0..6), e.g. a feature spec's names.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    a, b, c = names
+    start = 0
+    for k, n in enumerate(sizes):
+        ids = np.arange(start, start + n)
+        table = pa.table(
+            {
+                a: ids.astype(np.float32),
+                b: (ids * 2).astype(np.float32),
+                c: (ids % 7).astype(np.int32),
+                "label": (ids % 2).astype(np.float32),
+            }
+        )
+        pq.write_table(table, folder / f"part-{k}.parquet", row_group_size=row_group)
+        start += n
+    return start
+
+
+def run_prepare(spark, config: PipelineConfig):
+    """Prepare's Spark work (no MLflow run) into the config's own layout, as the CLI lays it out."""
+    from pipeline.data.prepare import prepare_data
+
+    return prepare_data(spark, config, Layout.from_config(config))
+
+
+def run_train(spark, config: PipelineConfig, **options):
+    """The tracked train stage with the config's own layout."""
+    from pipeline.stages import train
+
+    return train.run(spark, config, Layout.from_config(config), **options)
+
+
+def run_score(spark, config: PipelineConfig, date: str, model_version: str | None = None):
+    """The tracked score stage with the config's own layout."""
+    from pipeline.stages import score
+
+    return score.run(spark, config, Layout.from_config(config), date, model_version)
