@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
     p.set_defaults(func=_cmd_demo_data)
 
-    p = sub.add_parser("prepare", help="raw sources -> clean/quarantine/features Parquet + feature spec")
+    p = sub.add_parser("prepare", help="raw sources -> clean rows, quarantined rows and features (Parquet) + feature spec")
     _add_config_args(p)
     p.set_defaults(func=_cmd_prepare)
 

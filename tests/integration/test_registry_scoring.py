@@ -58,10 +58,15 @@ def test_model_loads_in_fresh_process_from_its_own_files(trained_flights, spark,
     inputs = rows[outcome.spec.input_columns]
     inputs.to_parquet(tmp_path / "rows.parquet")
     script = (
-        "import sys, mlflow.pyfunc, pandas as pd\n"
+        "import sys, importlib.util\n"
+        "sys.modules['pyspark'] = None  # importing pyspark now fails: the model must not need it\n"
+        "# as on a serving host: this checkout's pipeline package is not installed (drop the editable finder)\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable')]\n"
+        "import mlflow.pyfunc, pandas as pd\n"
         f"m = mlflow.pyfunc.load_model({outcome.model.uri!r})\n"
         "import pipeline\n"
         "assert '/artifacts/code/pipeline' in pipeline.__file__, pipeline.__file__\n"
+        "assert importlib.util.find_spec('pipeline.config') is None  # only pipeline/model/ was shipped\n"
         "rows = pd.read_parquet('rows.parquet')\n"
         "m.predict(rows).to_parquet('out.parquet')\n"
     )
@@ -70,6 +75,15 @@ def test_model_loads_in_fresh_process_from_its_own_files(trained_flights, spark,
     fresh = pd.read_parquet(tmp_path / "out.parquet")
     local = registry.load_pyfunc(outcome.model.uri).predict(inputs)
     np.testing.assert_allclose(fresh["probability"], local["probability"], atol=1e-6)
+
+
+def test_registered_model_carries_only_the_model_package(trained_flights):
+    config, outcome = trained_flights
+    tracking.configure(config.tracking, config.spark.master)
+    model_dir = Path(mlflow.artifacts.download_artifacts(outcome.model.uri))
+    shipped = sorted(str(p.relative_to(model_dir / "code")) for p in (model_dir / "code").rglob("*.py"))
+    expected = sorted(f"pipeline/model/{p.name}" for p in (ROOT / "pipeline" / "model").glob("*.py"))
+    assert shipped == ["pipeline/__init__.py", *expected]
 
 
 def test_spark_udf_matches_in_process_predict(trained_flights, spark):

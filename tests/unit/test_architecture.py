@@ -1,0 +1,126 @@
+"""The layout's promises, checked on the code itself: where each part may import from, who spells paths,
+who starts MLflow runs, and that every training setting reaches the ranks."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config.schema import TrainConfig
+from pipeline.stages.plan import DRIVER_ONLY, build_plan, rank_settings
+from pipeline.worker.plan import TrainPlan
+from tests.helpers import ROOT
+
+PACKAGE = ROOT / "pipeline"
+FORBIDDEN_IN_RANKS = ("pyspark", "yaml", "pydantic", "pipeline.config", "pipeline.stages.tracking", "pipeline.data")
+
+
+def _modules(folder: str) -> list[str]:
+    return sorted(
+        f"pipeline.{folder}.{p.stem}" if p.stem != "__init__" else f"pipeline.{folder}"
+        for p in (PACKAGE / folder).glob("*.py")
+    )
+
+
+def _imported_after(module: str) -> set[str]:
+    """Top-level module names loaded by importing `module` in a fresh interpreter."""
+    script = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", [*_modules("worker"), "pipeline.stages.epoch_logger"])
+def test_rank_side_modules_import_no_spark_config_or_tracking(module):
+    loaded = _imported_after(module)
+    assert not [m for m in FORBIDDEN_IN_RANKS if m in loaded], f"{module} pulls in {sorted(loaded)}"
+
+
+@pytest.mark.parametrize("module", _modules("model"))
+def test_model_modules_import_only_the_model_package_of_the_pipeline(module):
+    loaded = _imported_after(module)
+    ours = {m for m in loaded if m.startswith("pipeline.")}
+    # (mlflow itself imports pyspark when it is installed; the registered-model test blocks pyspark outright)
+    assert ours <= {m for m in ours if m.startswith("pipeline.model")}, ours  # so no pipeline.config either
+
+
+def _code_strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """String constants in code (docstrings excluded), with their line numbers."""
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+PATH_LITERAL = re.compile(
+    r"feature_spec\.json|quality_report\.json|\.staging-|features_by_split|date="
+    r"|(^|/)(prepared|clean|quarantine|features|predictions|score_quarantine|checkpoints)(/|$)"
+)
+
+
+def test_only_the_layout_module_spells_output_paths():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "layout.py" and path.parent == PACKAGE:
+            continue
+        for line, text in _code_strings(ast.parse(path.read_text())):
+            if "/" in text and PATH_LITERAL.search(text):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {text!r}")
+    assert not offenders, "paths spelled outside pipeline/layout.py:\n" + "\n".join(offenders)
+
+
+def test_only_the_tracked_stage_starts_or_ends_runs():
+    calls = re.compile(r"\b(tracking\.start_run|tracking\.end_run|mlflow\.start_run|mlflow\.end_run)\(")
+    found = {
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if calls.search(path.read_text()) and path.name != "tracking.py"
+    }
+    assert found == {"pipeline/stages/tracked.py"}
+
+
+def test_every_training_setting_reaches_the_plan_or_is_driver_only():
+    config_fields = set(TrainConfig.model_fields)
+    plan_fields = set(TrainPlan.__dataclass_fields__)
+    assert not DRIVER_ONLY & plan_fields
+    assert config_fields == (config_fields & plan_fields) | DRIVER_ONLY
+
+
+def test_plan_carries_each_setting_with_its_value(tmp_path):
+    from pipeline.config.load import load_config
+    from pipeline.layout import Layout
+    from pipeline.model.spec import FeatureSpec, LabelSpec
+
+    changed = [
+        "train.epochs=4", "train.batch_size=32", "train.lr=0.05", "train.scale_lr_by_workers=false",
+        "train.warmup_epochs=0.5", "train.weight_decay=0.01", "train.grad_clip=2.0",
+        "train.backward_passes_per_step=3", "train.fp16_allreduce=true", "train.patience=9",
+        "train.monitor=val_loss", "train.threads_per_worker=3", "train.shuffle_buffer_rows=999",
+        "train.max_steps_per_epoch=17", "train.seed=123", "train.model.hidden=[8]",
+    ]  # fmt: skip
+    config = load_config([], [f"work_dir={tmp_path}", *changed])
+    spec = FeatureSpec(input_schema={"y": "double"}, label=LabelSpec("y", "binary"))
+    plan = build_plan(config, spec, Layout.from_config(config), "run-1")
+    for name in set(TrainConfig.model_fields) - DRIVER_ONLY:
+        expected = getattr(config.train, name)
+        expected = expected.model_dump() if name == "model" else expected
+        assert getattr(plan, name) == expected, name
+    assert plan.checkpoint_dir == f"{tmp_path}/checkpoints/run-1"
+
+
+def test_a_new_training_setting_cannot_be_silently_forgotten():
+    class WithNewSetting(TrainConfig):
+        label_smoothing: float = 0.1
+
+    with pytest.raises(TypeError, match="label_smoothing"):
+        TrainPlan(layout=None, run_id="r", spec=None, **rank_settings(WithNewSetting()))
