@@ -85,7 +85,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = _load(args)
     outcome = _with_spark(
-        config, lambda spark, layout: run_pipeline(spark, config, layout, args.date, force_promote=args.force_promote)
+        config,
+        lambda spark, layout: run_pipeline(
+            spark, config, layout, args.date, force_promote=args.force_promote, batch_id=args.batch_id
+        ),
     )
     _summary(config, outcome)
     return 0
@@ -118,7 +121,7 @@ def _summary(config, outcome) -> None:
         "train:   %d epochs, best epoch %d (%s %.4f), test %s",
         trained.result.epochs_run,
         trained.result.best_epoch + 1,
-        config.train.monitor,
+        trained.monitor,
         trained.result.best_metric,
         test,
     )
@@ -150,8 +153,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
     config = _load(args)
-    _with_spark(config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version))
+    _with_spark(
+        config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version, args.batch_id)
+    )
     return 0
+
+
+def _add_selection_args(parser: argparse.ArgumentParser, date_default: str | None) -> None:
+    parser.add_argument(
+        "--date",
+        default=date_default,
+        help="YYYY-MM-DD: score that date's rows into predictions/date=YYYY-MM-DD"
+        + (f" (default {date_default})" if date_default else "; without it every input row is scored"),
+    )
+    parser.add_argument(
+        "--batch-id",
+        default=None,
+        help="without --date: name the output partition batch=ID (default: date=<today, UTC>)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
     p.set_defaults(func=_cmd_demo_data)
 
-    p = sub.add_parser("prepare", help="raw sources -> clean rows, quarantined rows and features (Parquet) + feature spec")
+    p = sub.add_parser("prepare", help="raw sources -> clean and quarantined rows, features (Parquet), feature spec")
     _add_config_args(p)
     p.set_defaults(func=_cmd_prepare)
 
@@ -179,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless of metrics")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("score", help="score one date with the registered model (spark_udf) into predictions/")
+    p = sub.add_parser("score", help="score one date (or all input) with the registered model (spark_udf)")
     _add_config_args(p)
-    p.add_argument("--date", required=True, help="YYYY-MM-DD: selects input rows and the output partition")
+    _add_selection_args(p, date_default=None)
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
     p.set_defaults(func=_cmd_score)
 
@@ -191,13 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         _add_config_args(p)
-        p.add_argument(
-            "--date",
-            required=date_default is None,
-            default=date_default,
-            help="date to score after training (YYYY-MM-DD)"
-            + ("" if date_default is None else f", default {date_default}"),
-        )
+        _add_selection_args(p, date_default)
         p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
         p.set_defaults(func=_cmd_run if name == "run" else _cmd_demo)
     return parser

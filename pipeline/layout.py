@@ -59,20 +59,27 @@ class PreparedPaths:
         return f"{self.features_by_split_dir}/{split_column}={split}"
 
 
+def partition_name(day: str | None, batch_id: str | None, today: str) -> str:
+    """`date=<day>` for a dated run, `batch=<id>` for a named batch, else `date=<today>` (the run's date)."""
+    if batch_id is not None:
+        return f"batch={batch_id}"
+    return f"date={day or today}"
+
+
 @dataclass(frozen=True)
 class DatedOutput:
-    """A folder of `date=YYYY-MM-DD` partitions, each published by swapping in a hidden staging folder."""
+    """A folder of partitions (`date=YYYY-MM-DD` or `batch=<id>`), each published by swapping in a staging folder."""
 
     root: str
 
-    def partition(self, day: str) -> str:
-        return f"{self.root}/date={day}"
+    def partition(self, name: str) -> str:
+        return f"{self.root}/{name}"
 
     def staging(self, token: str) -> str:
         return f"{self.root}/.staging-{token}"
 
-    def staged_partition(self, token: str, day: str) -> str:
-        return f"{self.staging(token)}/date={day}"
+    def staged_partition(self, token: str, name: str) -> str:
+        return f"{self.staging(token)}/{name}"
 
     @property
     def stale_staging_glob(self) -> str:

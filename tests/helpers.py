@@ -66,8 +66,10 @@ def run_train(spark, config: PipelineConfig, **options):
     return train.run(spark, config, Layout.from_config(config), **options)
 
 
-def run_score(spark, config: PipelineConfig, date: str, model_version: str | None = None):
+def run_score(
+    spark, config: PipelineConfig, date: str | None, model_version: str | None = None, batch_id: str | None = None
+):
     """The tracked score stage with the config's own layout."""
     from pipeline.stages import score
 
-    return score.run(spark, config, Layout.from_config(config), date, model_version)
+    return score.run(spark, config, Layout.from_config(config), date, model_version, batch_id)

@@ -154,9 +154,20 @@ def _check_cross_field(config: PipelineConfig) -> None:
     allowed = regression_metrics if task == "regression" else classification_metrics
     if task == "multiclass":
         allowed = {"val_accuracy", "val_loss"}
-    if task and monitor not in allowed:
+    if task and monitor is not None and monitor not in allowed:
         raise ConfigError(
             f"train.monitor={monitor!r} is not a metric of a {task} task. Fix: use one of {sorted(allowed)}"
+        )
+    threshold = config.train.decision_threshold
+    if not isinstance(threshold, str) and not 0 < threshold < 1:
+        raise ConfigError(
+            f"train.decision_threshold={threshold} is not a probability. Fix: use a value in (0, 1) or max_f1"
+        )
+    label = config.features.label
+    if label is not None and label.positive is not None and label.task != "binary":
+        raise ConfigError(
+            f"features.label.positive={label.positive!r} is set but features.label.task={label.task}. "
+            "Fix: remove positive, or set task: binary"
         )
     if config.train.model.type == "linear" and config.features.categorical and config.train.model.embedding_dim:
         raise ConfigError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -126,6 +126,11 @@ class LabelConfig(_Frozen):
     """Label column."""
     task: Literal["binary", "multiclass", "regression"] = "binary"
     """binary (0/1 label), multiclass (any values, classes from train) or regression."""
+    positive: str | None = None
+    """binary: the value that means 1 (e.g. "Yes"); every other non-null value is 0. null: the label is 0/1."""
+    transform: Literal["standardize", "log_standardize", "none"] = "standardize"
+    """regression: the target the network learns: (y - mean) / std fitted on train, the same after log1p (positive,
+    skewed targets), or y as is. Predictions and metrics are always in the label's own units."""
 
 
 class FeaturesConfig(_Frozen):
@@ -187,10 +192,12 @@ class TrainConfig(_Frozen):
     """horovod (horovod.spark.run) or torch_distributor (torch DDP through pyspark.ml.torch)."""
     num_proc: int = Field(2, ge=1)
     """Training processes (Spark tasks); must fit the task slots (checked before launch)."""
-    epochs: int = Field(10, ge=1)
-    """Maximum epochs."""
-    batch_size: int = Field(1024, ge=1)
-    """Rows per step per worker."""
+    epochs: int | None = Field(None, ge=1)
+    """Maximum epochs; null: enough for at least 2,000 optimizer steps, between 10 and 200 (early stopping ends
+    sooner)."""
+    batch_size: int | None = Field(None, ge=1)
+    """Rows per step per worker; null: the largest power of two from 16 to 1024 that gives every worker at least
+    50 steps per epoch on its train shard."""
     lr: float = Field(1e-3, gt=0)
     """AdamW learning rate per worker."""
     scale_lr_by_workers: bool = True
@@ -207,8 +214,12 @@ class TrainConfig(_Frozen):
     """Compress gradients to fp16 for the allreduce."""
     patience: int = Field(3, ge=1)
     """Early stopping: epochs without improvement of `monitor`."""
-    monitor: str = "val_auc"
-    """Validation metric for early stopping and the best epoch: val_loss, val_auc, val_accuracy, val_rmse, val_mae."""
+    monitor: str | None = None
+    """Validation metric for early stopping and the best epoch: val_loss, val_auc, val_accuracy, val_rmse, val_mae;
+    null: val_auc (binary), val_accuracy (multiclass), val_rmse (regression)."""
+    decision_threshold: float | Literal["max_f1"] = Field(0.5)
+    """binary: probability from which `prediction` is 1; max_f1 picks the threshold with the best F1 on the
+    validation split. Recorded in the registered model."""
     threads_per_worker: int | None = Field(None, ge=1)
     """Torch threads per worker; null: cores / num_proc."""
     shuffle_buffer_rows: int = Field(200_000, ge=1)
@@ -229,10 +240,11 @@ class TrainConfig(_Frozen):
 
 
 class TrackingConfig(_Frozen):
-    uri: str = "sqlite:///work/mlflow.db"
-    """MLflow tracking URI: sqlite:///... (local masters only) or http(s)://server."""
-    artifact_root: str = "work/mlartifacts"
-    """Artifact location of new experiments; mlflow-artifacts:/ proxies them through the server."""
+    uri: str | None = None
+    """MLflow tracking URI: sqlite:///... (local masters only) or http(s)://server; null: sqlite:///<work_dir>/mlflow.db."""
+    artifact_root: str | None = None
+    """Artifact location of new experiments; mlflow-artifacts:/ proxies them through the server; null:
+    <work_dir>/mlartifacts."""
     experiment: str = "sparktrain"
     """MLflow experiment name."""
     model_name: str = "sparktrain-model"
@@ -271,6 +283,21 @@ class PipelineConfig(_Frozen):
     """MLflow tracking and registry."""
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     """Batch scoring."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_store_under_work_dir(cls, data: Any) -> Any:
+        """An unset tracking.uri / artifact_root lives under work_dir, so moving work_dir moves the store too."""
+        if not isinstance(data, dict):
+            return data
+        work_dir = str(data.get("work_dir") or cls.model_fields["work_dir"].default).rstrip("/")
+        tracking = data.get("tracking")
+        tracking = dict(tracking) if isinstance(tracking, dict) else {}
+        if tracking.get("uri") is None:
+            tracking["uri"] = f"sqlite:///{work_dir}/mlflow.db"
+        if tracking.get("artifact_root") is None:
+            tracking["artifact_root"] = f"{work_dir}/mlartifacts"
+        return {**data, "tracking": tracking}
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

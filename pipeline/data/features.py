@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 from pipeline.config.schema import FeaturesConfig
 from pipeline.data.split import HOLDOUT, ROW_HASH, SPLIT
@@ -82,7 +83,12 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
             F.var_pop(shaped).alias(f"var__{feature.name}"),
         ]
     if features.label and features.label.task != "multiclass":
-        aggs.append(F.avg(F.when(is_train, F.col(features.label.column).cast("double"))).alias("label_mean"))
+        y = F.when(is_train, label_value(features.label.column, features.label.positive))
+        aggs.append(F.avg(y).alias("label_mean"))
+        if features.label.task == "regression":
+            shaped = F.log1p(y) if features.label.transform == "log_standardize" else y
+            aggs += [F.min(y).alias("label_min"), F.avg(shaped).alias("label_shaped_mean")]
+            aggs.append(F.var_pop(shaped).alias("label_shaped_var"))
     row = df.agg(*aggs).first().asDict()
     n_train = row["rows__train"]
     if n_train == 0:
@@ -97,7 +103,9 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
         classes: tuple[str, ...] = ()
         if features.label.task == "multiclass":
             classes = _fit_classes(df.where(is_train), features.label.column)
-        label = LabelSpec(features.label.column, features.label.task, classes)
+        label = LabelSpec(features.label.column, features.label.task, classes, features.label.positive)
+        if features.label.task == "regression":
+            label = _regression_scaling(label, features.label.transform, row)
     input_schema = {c: t for c, t in df.dtypes if c in set(needed)}
     spec = FeatureSpec(
         input_schema=input_schema,
@@ -113,6 +121,33 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
         "train_label_mean": row.get("label_mean"),
     }
     return spec, report
+
+
+def label_value(column: str, positive: str | None):
+    """The label as a double: 1.0 / 0.0 against `positive` for a text binary label, else the cast value."""
+    from pyspark.sql import functions as F
+
+    if positive is None:
+        return F.col(column).cast("double")
+    return F.when(F.col(column).isNotNull(), (F.col(column).cast("string") == F.lit(positive)).cast("double"))
+
+
+def _regression_scaling(label: LabelSpec, transform: str, row: dict) -> LabelSpec:
+    """mean/std of the (optionally log1p-shaped) train target, so the network learns a unit-scale target."""
+    if transform == "none":
+        return label
+    if transform == "log_standardize" and row["label_min"] is not None and row["label_min"] <= -1:
+        raise DataError(
+            f"features.label.transform=log_standardize needs a label above -1, but {label.column!r} has "
+            f"{row['label_min']} in the train split. Fix: use transform: standardize"
+        )
+    std = math.sqrt(row["label_shaped_var"] or 0.0)
+    return replace(
+        label,
+        mean=float(row["label_shaped_mean"] or 0.0),
+        std=float(std) if std > 1e-12 else 1.0,
+        log1p=transform == "log_standardize",
+    )
 
 
 def _numeric_stats(feature, row: dict, n_train: int) -> NumericStats:
@@ -231,4 +266,8 @@ def _label_column(label: LabelSpec):
     column = F.col(label.column)
     if label.task == "multiclass":
         return (_index_column(column.cast("string"), label.classes) - 2).alias("label")
-    return column.cast("float").alias("label")
+    value = label_value(label.column, label.positive)
+    if label.task == "regression":
+        shaped = F.log1p(value) if label.log1p else value
+        value = (shaped - F.lit(label.mean)) / F.lit(label.std)
+    return value.cast("float").alias("label")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,8 +21,8 @@ from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.data.sources import load_sources, primary_source, raw_table
 from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
-from pipeline.layout import Layout
-from pipeline.model.pyfunc import output_columns
+from pipeline.layout import Layout, partition_name
+from pipeline.model.predictor import output_columns
 from pipeline.model.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -39,6 +40,53 @@ class ScoreResult:
     model: RegisteredModel
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which input rows a score run takes, and the output partition it replaces."""
+
+    day: dt.date | None  # rows of this date; None: every row of the scoring input
+    partition: str  # date=YYYY-MM-DD, or batch=<id>
+
+
+def select_rows(config: PipelineConfig, date: str | None, batch_id: str | None) -> Selection:
+    """Check on the driver, before any work, that `date` / `batch_id` can be honoured with this config.
+
+    With --date the rows of that date are scored into date=<date> (rows are selected by data.date_column, or
+    by {date} in the primary source's path). Without it every input row is scored, into batch=<batch_id> or,
+    without a batch id, into date=<today, UTC>.
+
+    Raises:
+        ScoringError: a bad date or batch id, a date that cannot select rows, or a {date} path without --date.
+    """
+    day = parse_date(date) if date is not None else None
+    if batch_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", batch_id):
+        raise ScoringError(
+            f"--batch-id {batch_id!r} cannot name a folder. Fix: use letters, digits, '_', '.' or '-' (e.g. 2024-w18)"
+        )
+    if day is not None and batch_id is not None:
+        raise ScoringError("--date and --batch-id both name the output partition. Fix: pass one of them")
+    dated_path = DATE_TOKEN in primary_scoring_path(config)
+    if day is not None and not config.data.date_column and not dated_path:
+        raise ScoringError(
+            f"cannot select rows for --date {day}: the data has no date. Fix: set data.date_column, put {{date}} "
+            "in the primary source path (or score.input_sources), or leave --date out to score every input row"
+        )
+    if day is None and dated_path:
+        raise ScoringError(
+            f"the scoring input path {primary_scoring_path(config)!r} contains {{date}}. Fix: pass --date YYYY-MM-DD"
+        )
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    return Selection(day, partition_name(day.isoformat() if day else None, batch_id, today))
+
+
+def primary_scoring_path(config: PipelineConfig) -> str:
+    sources = config.data.sources
+    primary = next((s for s in sources if s.primary), sources[0] if sources else None)
+    if primary is None:
+        return ""
+    return config.score.input_sources.get(primary.name, primary.path)
+
+
 def parse_date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -46,11 +94,13 @@ def parse_date(value: str) -> dt.date:
         raise ScoringError(f"--date {value!r} is not a date. Fix: use YYYY-MM-DD, e.g. --date 2013-12-31") from None
 
 
-def scoring_sources(config: PipelineConfig, day: dt.date) -> DataConfig:
+def scoring_sources(config: PipelineConfig, day: dt.date | None) -> DataConfig:
     """Source paths for new data: score.input_sources overrides, with {date} filled in."""
     sources = []
     for source in config.data.sources:
-        path = config.score.input_sources.get(source.name, source.path).replace(DATE_TOKEN, day.isoformat())
+        path = config.score.input_sources.get(source.name, source.path)
+        if day is not None:
+            path = path.replace(DATE_TOKEN, day.isoformat())
         sources.append(source.model_copy(update={"path": path}))
     unknown = set(config.score.input_sources) - {s.name for s in config.data.sources}
     if unknown:
@@ -78,19 +128,19 @@ def check_schema(table, spec: FeatureSpec) -> None:
             )
 
 
-def score_date(
-    spark, config: PipelineConfig, layout: Layout, model: RegisteredModel, spec: FeatureSpec, date: str
+def score_rows(
+    spark, config: PipelineConfig, layout: Layout, model: RegisteredModel, spec: FeatureSpec, selection: Selection
 ) -> ScoreResult:
-    """Score the rows of `date` with `model` and atomically replace that date's output partition.
+    """Score the selected rows with `model` and atomically replace the selection's output partition.
 
     Raises:
-        ScoringError: bad date, schema drift, or no rows. DataError: unreadable sources.
+        ScoringError: schema drift, or no rows. DataError: unreadable sources.
     """
     import mlflow.pyfunc
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    day = parse_date(date)
+    day = selection.day
     storage = Storage(spark)
     storage.check_writable(layout.predictions.root, "score.output_dir")
     data = scoring_sources(config, day)
@@ -99,21 +149,16 @@ def score_date(
     primary = primary_source(loaded)
     declared_path = next(s.path for s in config.data.sources if s.name == primary.name)
     date_partitioned = DATE_TOKEN in config.score.input_sources.get(primary.name, declared_path)
-    if config.data.date_column:
+    if day is not None and not date_partitioned:
         if config.data.date_column not in table.columns:
             raise ScoringError(f"data.date_column={config.data.date_column!r} is not a column of the scoring data")
         table = table.where(F.to_date(F.col(config.data.date_column)) == F.lit(day))
-    elif not date_partitioned:
-        raise ScoringError(
-            "cannot select rows for --date: set data.date_column, or put {date} in the primary source path "
-            "(or score.input_sources)"
-        )
     check_schema(table, spec)  # drift is reported against the model before cleaning rules run
     # Cached: the predictions and the quarantine writes both read it (de-duplication shuffles once).
     tagged = tag_invalid(table, config.cleaning, None, with_label=False).persist()
     clean, rejected = split_clean(tagged, stage="clean", source="table")
-    if date_partitioned:
-        rejected = rejected.unionByName(primary.bad)  # unreadable rows of this date's files
+    if date_partitioned or day is None:
+        rejected = rejected.unionByName(primary.bad)  # unreadable rows of the files this run reads in full
 
     spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
     fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label.task)]
@@ -134,9 +179,9 @@ def score_date(
     outputs = (layout.predictions, layout.score_quarantine)
     for stale in [d for output in outputs for d in storage.glob_dirs(output.stale_staging_glob)]:
         storage.delete(stale)  # left by a killed run; never visible to readers (one scorer per output dir)
-    token, day_text = uuid.uuid4().hex[:8], day.isoformat()
-    staged_out = layout.predictions.staged_partition(token, day_text)
-    staged_bad = layout.score_quarantine.staged_partition(token, day_text)
+    token, partition = uuid.uuid4().hex[:8], selection.partition
+    staged_out = layout.predictions.staged_partition(token, partition)
+    staged_bad = layout.score_quarantine.staged_partition(token, partition)
     try:
         predictions.write.mode("overwrite").parquet(staged_out)
         rejected.write.mode("overwrite").parquet(staged_bad)
@@ -144,20 +189,24 @@ def score_date(
         bad = spark.read.parquet(staged_bad).count()
         faults.exit_if_requested("score_before_swap", faults.SCORE_EXIT_CODE)
         if rows == 0 and bad == 0:
-            raise ScoringError(
-                f"no input rows for --date {day} (data.date_column={config.data.date_column}). "
-                "Fix: check the date and the source paths; nothing was written"
-            )
-        storage.replace_dir(staged_out, layout.predictions.partition(day_text))
-        storage.replace_dir(staged_bad, layout.score_quarantine.partition(day_text))
+            selected = f"--date {day} (data.date_column={config.data.date_column})" if day else "the scoring input"
+            raise ScoringError(f"no input rows for {selected}. Fix: check the date and the source paths; nothing was written")
+        storage.replace_dir(staged_out, layout.predictions.partition(partition))
+        storage.replace_dir(staged_bad, layout.score_quarantine.partition(partition))
     finally:
         for output in outputs:
             storage.delete(output.staging(token))
         tagged.unpersist()
         for item in loaded:
             item.tagged.unpersist()
-    published = layout.predictions.partition(day_text)
+    published = layout.predictions.partition(partition)
     log.info(
-        "scored %d rows for %s with %s v%s (%d quarantined) -> %s", rows, day, model.name, model.version, bad, published
+        "scored %d rows (%s) with %s v%s (%d quarantined) -> %s",
+        rows,
+        f"date {day}" if day else "all input rows",
+        model.name,
+        model.version,
+        bad,
+        published,
     )
     return ScoreResult(published, rows, bad, model)

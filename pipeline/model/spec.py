@@ -54,6 +54,25 @@ class LabelSpec:
     column: str
     task: str
     classes: tuple[str, ...] = ()
+    positive: str | None = None  # binary: the value meaning 1 (null: the label is already 0/1)
+    # regression: the network learns (shaped(y) - mean) / std, shaped = log1p when log1p is set (fitted on train)
+    mean: float = 0.0
+    std: float = 1.0
+    log1p: bool = False
+
+    def to_original(self, values):
+        """Network outputs or scaled targets -> the label's own units (numpy arrays or torch tensors)."""
+        x = values * self.std + self.mean
+        if self.log1p:
+            return np.expm1(x) if isinstance(x, np.ndarray) else x.expm1()
+        return x
+
+    def binary_targets(self, values: pd.Series) -> np.ndarray:
+        """Raw binary label values -> 0.0 / 1.0 (NaN where missing), as the training data encodes them."""
+        if self.positive is None:
+            return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        text = category_text(values)
+        return np.where(text.isna().to_numpy(), np.nan, (text == self.positive).to_numpy(dtype="float64", na_value=0.0))
 
 
 @dataclass(frozen=True)

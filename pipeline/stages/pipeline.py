@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.prepare import PrepareResult
-from pipeline.data.scoring import ScoreResult
+from pipeline.data.scoring import ScoreResult, select_rows
 from pipeline.layout import Layout
 from pipeline.stages import prepare, score, tracking, train
 from pipeline.stages.tracked import tracked_stage
@@ -21,13 +21,23 @@ class PipelineResult:
 
 
 def run_pipeline(
-    spark, config: PipelineConfig, layout: Layout, score_date: str, force_promote: bool = False
+    spark,
+    config: PipelineConfig,
+    layout: Layout,
+    score_date: str | None,
+    force_promote: bool = False,
+    batch_id: str | None = None,
 ) -> PipelineResult:
-    """Each stage's run nests under this one, so the MLflow UI groups one execution."""
+    """Each stage's run nests under this one, so the MLflow UI groups one execution.
+
+    The score step's row selection is checked first: a date the data cannot select fails in seconds, not
+    after prepare and training.
+    """
+    select_rows(config, score_date, batch_id)
     with tracked_stage(config, "pipeline"):
         prepared = prepare.run(spark, config, layout)
         trained = train.run(spark, config, layout, force_promote=force_promote)
-        scored = score.run(spark, config, layout, score_date)
+        scored = score.run(spark, config, layout, score_date, batch_id=batch_id)
         tracking.log_metrics({**trained.result.test_metrics, "rows_scored": scored.rows_scored})
         tracking.set_tags({"registry.model": trained.model.name, "registry.version": trained.model.version})
     return PipelineResult(prepared, trained, scored)

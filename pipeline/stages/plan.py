@@ -1,38 +1,133 @@
-"""Derive the training ranks' plan from the training config, field by field, on the driver.
+"""Derive the training ranks' plan from the training config on the driver: settings, automatic values, checks.
 
 Every TrainConfig field reaches the plan under its own name unless it is listed in DRIVER_ONLY (settings the
 launcher consumes). A new training setting that is in neither makes `build_plan` fail at once, so it cannot be
 silently forgotten; a unit test enumerates the fields too.
+
+Settings left null are resolved here from the prepared data (documented in the config reference):
+batch_size from the smallest worker shard, epochs from the steps per epoch, monitor from the task. The same
+shard arithmetic as the ranks' loader (Parquet metadata only) checks that every rank gets at least one step,
+so a batch larger than a shard is a config error in seconds, not a failure inside Horovod.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+from dataclasses import dataclass
+
+import pyarrow.dataset as ds
 
 from pipeline.config.schema import PipelineConfig, TrainConfig
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
+from pipeline.worker.loader import assign_shards, list_row_groups
 from pipeline.worker.plan import TrainPlan
 
-# Used by the launcher on the driver (pipeline/stages/launch.py), never by a rank.
-DRIVER_ONLY = frozenset({"backend", "num_proc", "start_timeout_s", "nics", "horovod_cycle_time_ms"})
+log = logging.getLogger(__name__)
+# Used on the driver only, never by a rank: by the launcher (pipeline/stages/launch.py) or at registration.
+DRIVER_ONLY = frozenset(
+    {"backend", "num_proc", "start_timeout_s", "nics", "horovod_cycle_time_ms", "decision_threshold"}
+)
+MIN_STEPS_PER_EPOCH = 50  # automatic batch size: every worker gets at least this many steps per epoch
+AUTO_BATCH_RANGE = (16, 1024)
+MIN_TOTAL_STEPS = 2_000  # automatic epochs: at least this many optimizer steps in all ...
+AUTO_EPOCH_RANGE = (10, 200)  # ... within these bounds; early stopping ends most runs sooner
+MONITOR_BY_TASK = {"binary": "val_auc", "multiclass": "val_accuracy", "regression": "val_rmse"}
+
+
+@dataclass(frozen=True)
+class ShardFacts:
+    """Train split rows as the ranks will see them (from Parquet metadata, as the loader assigns row groups)."""
+
+    train_rows: int
+    smallest_shard_rows: int
+    row_groups: int
 
 
 def build_plan(config: PipelineConfig, spec: FeatureSpec, layout: Layout, run_id: str) -> TrainPlan:
-    """Resolve config into plain values for the ranks.
+    """Resolve config into plain values for the ranks (see rank_settings for the checks)."""
+    return TrainPlan(layout=layout, run_id=run_id, spec=spec, **rank_settings(config, spec, layout))
+
+
+def rank_settings(config: PipelineConfig, spec: FeatureSpec, layout: Layout) -> dict:
+    """Every non-driver training setting as a plain value, automatic ones resolved, checked against the data.
 
     Raises:
-        DataError: the prepared spec has no label.
+        DataError: the spec has no label. ConfigError: a batch that leaves some rank without a single step.
     """
     if spec.label is None:
         raise DataError("the feature spec has no label. Fix: set features.label and re-run prepare")
-    return TrainPlan(layout=layout, run_id=run_id, spec=spec, **rank_settings(config.train))
+    train = config.train
+    settings = configured_settings(train)
+    facts = shard_facts(layout, train.num_proc)
+    batch = train.batch_size or auto_batch_size(facts.smallest_shard_rows)
+    steps = usable_steps(facts.smallest_shard_rows, batch, train)
+    if facts.row_groups < train.num_proc:
+        raise ConfigError(
+            f"the train split has {facts.row_groups} Parquet row group(s) for train.num_proc={train.num_proc} "
+            "workers, so some worker would get no data (workers share the split by row group). Fix: raise "
+            "prepare.output_files or lower prepare.row_group_rows and re-run prepare, or lower train.num_proc"
+        )
+    if steps == 0:
+        raise ConfigError(
+            f"train.batch_size={batch} x train.backward_passes_per_step={train.backward_passes_per_step} leaves "
+            f"no full step for some worker: the train split has {facts.train_rows} rows in {facts.row_groups} row "
+            f"group(s) over train.num_proc={train.num_proc} workers, the smallest share {facts.smallest_shard_rows} "
+            "rows. Fix: lower train.batch_size (or leave it null for an automatic size) or train.num_proc"
+        )
+    epochs = train.epochs or auto_epochs(steps)
+    monitor = train.monitor or MONITOR_BY_TASK[spec.label.task]
+    settings.update(batch_size=batch, epochs=epochs, monitor=monitor)
+    log.info(
+        "train split %d rows, %d workers (smallest share %d rows): batch %d/worker%s, %d steps/epoch, "
+        "up to %d epochs%s, monitor %s%s",
+        facts.train_rows,
+        train.num_proc,
+        facts.smallest_shard_rows,
+        batch,
+        "" if train.batch_size else " (auto)",
+        steps,
+        epochs,
+        "" if train.epochs else " (auto)",
+        monitor,
+        "" if train.monitor else " (auto)",
+    )
+    return settings
 
 
-def rank_settings(train: TrainConfig) -> dict:
-    """Every non-driver training setting as a plain value (threads resolved, the model as a dict)."""
+def configured_settings(train: TrainConfig) -> dict:
+    """The rank-side fields as configured (threads resolved, the model as a dict); automatic ones still null."""
     settings = {name: getattr(train, name) for name in type(train).model_fields if name not in DRIVER_ONLY}
     settings["model"] = train.model.model_dump()
     settings["threads_per_worker"] = train.threads_per_worker or max(1, (os.cpu_count() or 1) // train.num_proc)
     return settings
+
+
+def shard_facts(layout: Layout, num_proc: int) -> ShardFacts:
+    groups = list_row_groups(ds.dataset(layout.prepared.features("train"), format="parquet"))
+    shards = assign_shards(groups, num_proc)
+    return ShardFacts(sum(g.rows for g in groups), min(sum(g.rows for g in s) for s in shards), len(groups))
+
+
+def auto_batch_size(smallest_shard_rows: int) -> int:
+    """Largest power of two in AUTO_BATCH_RANGE giving MIN_STEPS_PER_EPOCH steps on the smallest shard."""
+    low, high = AUTO_BATCH_RANGE
+    target = smallest_shard_rows / MIN_STEPS_PER_EPOCH
+    size = 2 ** math.floor(math.log2(target)) if target >= 1 else 1
+    return int(min(high, max(low, size)))
+
+
+def usable_steps(smallest_shard_rows: int, batch: int, train: TrainConfig) -> int:
+    """Steps per epoch every rank can take (the loader's rule), whole gradient-accumulation groups only."""
+    steps = smallest_shard_rows // batch
+    if train.max_steps_per_epoch is not None:
+        steps = min(steps, train.max_steps_per_epoch)
+    return steps - steps % train.backward_passes_per_step
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    low, high = AUTO_EPOCH_RANGE
+    return int(min(high, max(low, math.ceil(MIN_TOTAL_STEPS / steps_per_epoch))))

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import TrackingError
-from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS, output_columns
+from pipeline.model.predictor import output_columns
+from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class Promotion:
     candidate_metric: float | None
     champion_metric: float | None
     previous_champion_version: str | None
+    baseline_metric: float | None = None  # the constant predictor's value of `metric` on the same test split
+    beats_baseline: bool | None = None
 
 
 def signature_for(spec: FeatureSpec):
@@ -125,8 +128,13 @@ def _shipped_code(folder: Path) -> Path:
     return package
 
 
-def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: bool) -> Promotion:
-    """Give `champion` to the candidate if its test metric beats the current champion's (or none exists)."""
+def promote(
+    model: RegisteredModel, metric: str, higher_is_better: bool, force: bool, baseline: float | None = None
+) -> Promotion:
+    """Give `champion` to the candidate if its test metric beats the current champion's (or none exists).
+
+    A candidate that does not beat `baseline` (the constant predictor) is never promoted, not even by `force`.
+    """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -137,7 +145,26 @@ def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: 
     except MlflowException:
         champion = None
     champion_value = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
-    if force:
+
+    def beats(a: float, b: float) -> bool:
+        return a > b if higher_is_better else a < b
+
+    beats_baseline = None
+    if baseline is not None and candidate_value is not None:
+        beats_baseline = beats(candidate_value, baseline)
+    if beats_baseline is False:
+        promoted = False
+        why = f"{metric} {candidate_value:.5f} does not beat the constant baseline {baseline:.5f}: not promoted"
+        log.warning(
+            "model %s v%s is no better than predicting a constant (%s %.5f vs %.5f): registered as @candidate "
+            "only. Check the features, the label and the training settings",
+            model.name,
+            model.version,
+            metric,
+            candidate_value,
+            baseline,
+        )
+    elif force:
         promoted, why = True, "forced with --force-promote"
     elif champion is None:
         promoted, why = True, "no champion yet"
@@ -146,7 +173,7 @@ def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: 
     elif champion_value is None:
         promoted, why = True, f"champion has no {metric}"
     else:
-        better = candidate_value > champion_value if higher_is_better else candidate_value < champion_value
+        better = beats(candidate_value, champion_value)
         promoted = better
         why = f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}"
     if promoted:
@@ -160,6 +187,8 @@ def promote(model: RegisteredModel, metric: str, higher_is_better: bool, force: 
         candidate_metric=candidate_value,
         champion_metric=champion_value,
         previous_champion_version=str(champion.version) if champion else None,
+        baseline_metric=baseline,
+        beats_baseline=beats_baseline,
     )
     log.info("promotion of %s v%s: %s (%s)", model.name, model.version, "champion" if promoted else "kept", why)
     return decision

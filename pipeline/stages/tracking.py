@@ -172,6 +172,12 @@ def mark_finished(run_id: str) -> None:
     MlflowClient().set_tag(run_id, TAG_STATUS, "finished")
 
 
+def log_params(params: dict) -> None:
+    import mlflow
+
+    mlflow.log_params({k: str(v) for k, v in params.items()})
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     import mlflow
 

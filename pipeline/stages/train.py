@@ -11,13 +11,15 @@ from pipeline.errors import DataError
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
 from pipeline.stages import plots, registry, tracking
+from pipeline.stages.baseline import constant_baseline
 from pipeline.stages.epoch_logger import MlflowEpochLogger
 from pipeline.stages.launch import check_slots, launch
-from pipeline.stages.plan import build_plan
+from pipeline.stages.plan import rank_settings
 from pipeline.stages.registry import Promotion, RegisteredModel
+from pipeline.stages.threshold import choose_threshold
 from pipeline.stages.tracked import tracked_stage
 from pipeline.worker.metrics import higher_is_better
-from pipeline.worker.plan import RankResult
+from pipeline.worker.plan import RankResult, TrainPlan
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ class TrainResult:
     spec: FeatureSpec
     model: RegisteredModel
     promotion: Promotion
+    monitor: str  # the validation metric that picked the best epoch (train.monitor, or the task's default)
 
 
 def load_prepared_spec(layout: Layout) -> FeatureSpec:
@@ -45,10 +48,12 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
     """Train with config.train.backend; re-running after a failure resumes the same MLflow run.
 
     Raises:
-        DataError: prepare has not run. TrainingError: slots or worker failure. TrackingError: MLflow.
+        DataError: prepare has not run. ConfigError: a batch too large for the data. TrainingError: slots or
+        worker failure. TrackingError: MLflow.
     """
     spec = load_prepared_spec(layout)
-    check_slots(spark, config.train.num_proc)  # before any MLflow run exists
+    check_slots(spark, config.train.num_proc)  # this check and the next run before any MLflow run exists
+    settings = rank_settings(config, spec, layout)
     with tracked_stage(config, "train", resume=not fresh) as stage:
         if stage.resumed:
             where = layout.checkpoints(stage.run_id)
@@ -56,7 +61,8 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
         else:
             tracking.log_file(layout.prepared.spec_file, "data")
             tracking.log_file(layout.prepared.report_file, "data")
-        plan = build_plan(config, spec, layout, stage.run_id)
+        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, **settings)
+        tracking.log_params({f"resolved.train.{k}": plan.__dict__[k] for k in ("batch_size", "epochs", "monitor")})
         log.info(
             "training %s with %d %s workers, %d threads each, batch %d/worker",
             config.train.model.type,
@@ -68,7 +74,7 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
         result = launch(spark, plan, config.train, MlflowEpochLogger(stage.tracking_uri, stage.run_id))
         tracking.log_metrics(
             {
-                f"best_{config.train.monitor}": result.best_metric,
+                f"best_{plan.monitor}": result.best_metric,
                 "best_epoch": result.best_epoch,
                 **result.test_metrics,
             }
@@ -77,34 +83,43 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
         where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
         log.info("ranks ran on: %s", where)
         tracking.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
-        model, promotion = _register_and_evaluate(spark, config, layout, spec, result, force_promote)
-    return TrainResult(stage.run_id, result, spec, model, promotion)
+        model, promotion = _register_and_evaluate(spark, config, layout, plan, result, force_promote)
+    return TrainResult(stage.run_id, result, spec, model, promotion, plan.monitor)
 
 
-def _test_rows(spark, layout: Layout, spec: FeatureSpec, limit: int = 200_000):
-    """Clean test-split rows (model inputs + label) as pandas, for the input example and the plots."""
+def clean_split_rows(spark, layout: Layout, spec: FeatureSpec, split: str, limit: int = 200_000):
+    """Clean rows of one split (model inputs + label) as pandas: input example, plots, threshold choice."""
     from pyspark.sql import functions as F
 
     from pipeline.data.split import SPLIT
 
     clean = spark.read.parquet(layout.prepared.clean_dir)
-    rows = clean.where(F.col(SPLIT) == "test").select(*spec.input_columns, spec.label.column)
+    rows = clean.where(F.col(SPLIT) == split).select(*spec.input_columns, spec.label.column)
     return rows.limit(limit).toPandas()
 
 
 def _register_and_evaluate(
-    spark, config: PipelineConfig, layout: Layout, spec: FeatureSpec, result: RankResult, force: bool
+    spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, result: RankResult, force: bool
 ) -> tuple[RegisteredModel, Promotion]:
     """Register the best weights as a pyfunc, plot its test behaviour, and decide on promotion."""
-    test = _test_rows(spark, layout, spec)
+    spec = plan.spec
+    model_config = dict(plan.model)
+    if spec.label.task == "binary":
+        threshold = config.train.decision_threshold
+        if threshold == "max_f1":
+            validation = clean_split_rows(spark, layout, spec, "val")
+            threshold = choose_threshold(spec, plan.model, result.best_model_path, validation)
+        model_config["decision_threshold"] = float(threshold)
+        tracking.log_metrics({"decision_threshold": float(threshold)})
+    test = clean_split_rows(spark, layout, spec, "test")
     inputs = test[spec.input_columns]
     model = registry.log_and_register(
-        spec, config.train.model.model_dump(), result.best_model_path, config.tracking.model_name, inputs.head(5)
+        spec, model_config, result.best_model_path, config.tracking.model_name, inputs.head(5)
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
-    figures = {"learning_curves.png": plots.learning_curves(result.history, config.train.monitor)}
+    figures = {"learning_curves.png": plots.learning_curves(result.history, plan.monitor)}
     if spec.label.task == "binary":
-        y_true = test[spec.label.column].to_numpy(dtype="float64")
+        y_true = spec.label.binary_targets(test[spec.label.column])
         figures |= plots.classification_figures(y_true, predictions["probability"].to_numpy())
     elif spec.label.task == "regression":
         y_true = test[spec.label.column].to_numpy(dtype="float64")
@@ -114,14 +129,18 @@ def _register_and_evaluate(
         figures |= plots.multiclass_figures(actual, predictions["prediction"].to_numpy(), list(spec.label.classes))
     for name, figure in figures.items():
         tracking.log_figure(figure, f"plots/{name}")
-    metric = config.tracking.promote_metric or "test_" + config.train.monitor.removeprefix("val_")
-    decision = registry.promote(model, metric, higher_is_better(metric), force)
+    metric = config.tracking.promote_metric or "test_" + plan.monitor.removeprefix("val_")
+    baseline = constant_baseline(spark, layout, spec.label, metric)
+    if baseline is not None:
+        tracking.log_metrics({f"baseline_{metric}": baseline})
+    decision = registry.promote(model, metric, higher_is_better(metric), force, baseline)
     tracking.log_dict(asdict(decision), "registry/promotion.json")
     tracking.set_tags(
         {
             "registry.model": model.name,
             "registry.version": model.version,
             "registry.promoted": str(decision.promoted),
+            "registry.beats_baseline": str(decision.beats_baseline),
         }
     )
     return model, decision

@@ -16,6 +16,7 @@ import torch
 from pipeline import faults
 from pipeline.model.losses import label_dtype, loss_fn
 from pipeline.model.networks import build_model
+from pipeline.model.spec import LabelSpec
 from pipeline.worker.backends import RankBackend, unwrap
 from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
 from pipeline.worker.loader import ShardedParquetLoader
@@ -108,7 +109,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         started = time.perf_counter()
         torch.manual_seed(plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
         model.train()
-        sums = MetricSums(plan.task)
+        sums = MetricSums(plan.task, plan.spec.label)
         for step, (x_num, x_cat, y) in enumerate(train_data.train_epoch(epoch)):
             if step >= usable_steps:
                 break
@@ -131,7 +132,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         train_metrics = MetricSums.finalize(
             plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
         )
-        val_metrics = _evaluate(model, val_data, plan.task, backend, device, f"val{epoch}", "val")
+        val_metrics = _evaluate(model, val_data, plan.spec.label, backend, device, f"val{epoch}", "val")
         seconds = time.perf_counter() - started
         epoch_seconds.append(seconds)
         samples = usable_steps * plan.batch_size * backend.size
@@ -179,7 +180,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     # Best weights everywhere (identical across ranks, since every rank applied the same averaged updates).
     if best["weights"] is not None:
         unwrap(model).load_state_dict(best["weights"])
-    test_metrics = _evaluate(model, test_data, plan.task, backend, device, "test", "test")
+    test_metrics = _evaluate(model, test_data, plan.spec.label, backend, device, "test", "test")
     result = None
     if rank0:
         best_path = save_best_weights(plan.checkpoint_dir, unwrap(model).state_dict())
@@ -216,10 +217,11 @@ def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -
 
 
 def _evaluate(
-    model, loader: ShardedParquetLoader, task: str, backend: RankBackend, device, name: str, prefix: str
+    model, loader: ShardedParquetLoader, label: LabelSpec, backend: RankBackend, device, name: str, prefix: str
 ) -> dict:
+    task = label.task
     model.eval()
-    sums = MetricSums(task)
+    sums = MetricSums(task, label)
     with torch.no_grad():
         for x_num, x_cat, y in loader.eval_batches():
             sums.update(model(x_num.to(device), x_cat.to(device)), y.to(device))

@@ -10,15 +10,21 @@ import numpy as np
 import torch
 
 from pipeline.model.losses import loss_fn, predict
+from pipeline.model.spec import LabelSpec
 
 AUC_BINS = 4096
 
 
 class MetricSums:
-    """Accumulates per-rank sums for a task; `as_tensor` is what gets allreduced."""
+    """Accumulates per-rank sums for a task; `as_tensor` is what gets allreduced.
 
-    def __init__(self, task: str):
+    The loss is on the network's target (a standardised regression label); regression errors are converted to
+    the label's own units first, through `label` (the spec's LabelSpec), so RMSE/MAE read in those units.
+    """
+
+    def __init__(self, task: str, label: LabelSpec | None = None):
         self.task = task
+        self.label = label
         self.loss = 0.0
         self.count = 0.0
         self.correct = 0.0
@@ -46,6 +52,8 @@ class MetricSums:
             elif self.task == "multiclass":
                 self.correct += float((pred.argmax(dim=1) == y).sum())
             else:
+                if self.label is not None:
+                    pred, y = self.label.to_original(pred), self.label.to_original(y)
                 err = pred - y
                 self.abs_err += float(err.abs().sum())
                 self.sq_err += float((err * err).sum())

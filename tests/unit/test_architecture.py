@@ -7,13 +7,14 @@ import ast
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pipeline.config.schema import TrainConfig
-from pipeline.stages.plan import DRIVER_ONLY, build_plan, rank_settings
+from pipeline.stages.plan import DRIVER_ONLY, build_plan, configured_settings
 from pipeline.worker.plan import TrainPlan
-from tests.helpers import ROOT
+from tests.helpers import ROOT, write_features
 
 PACKAGE = ROOT / "pipeline"
 FORBIDDEN_IN_RANKS = ("pyspark", "yaml", "pydantic", "pipeline.config", "pipeline.stages.tracking", "pipeline.data")
@@ -110,7 +111,9 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
     ]  # fmt: skip
     config = load_config([], [f"work_dir={tmp_path}", *changed])
     spec = FeatureSpec(input_schema={"y": "double"}, label=LabelSpec("y", "binary"))
-    plan = build_plan(config, spec, Layout.from_config(config), "run-1")
+    layout = Layout.from_config(config)
+    write_features(Path(layout.prepared.features("train")), [1500, 1500])
+    plan = build_plan(config, spec, layout, "run-1")
     for name in set(TrainConfig.model_fields) - DRIVER_ONLY:
         expected = getattr(config.train, name)
         expected = expected.model_dump() if name == "model" else expected
@@ -123,4 +126,4 @@ def test_a_new_training_setting_cannot_be_silently_forgotten():
         label_smoothing: float = 0.1
 
     with pytest.raises(TypeError, match="label_smoothing"):
-        TrainPlan(layout=None, run_id="r", spec=None, **rank_settings(WithNewSetting()))
+        TrainPlan(layout=None, run_id="r", spec=None, **configured_settings(WithNewSetting()))

@@ -61,8 +61,26 @@ def test_bad_literal_lists_choices():
 
 
 def test_inconsistent_monitor_for_task(tmp_path):
-    overlay = write(tmp_path, "r.yaml", "features: {label: {column: y, task: regression}}\n")
+    overlay = write(tmp_path, "r.yaml", "features: {label: {column: y, task: regression}}\ntrain: {monitor: val_auc}\n")
     with pytest.raises(ConfigError, match="train.monitor='val_auc' is not a metric of a regression task"):
+        load_config([overlay])
+    assert load_config([write(tmp_path, "d.yaml", "features: {label: {column: y, task: regression}}\n")])  # default
+
+
+def test_embedded_mlflow_store_follows_work_dir(tmp_path):
+    moved = load_config([], [f"work_dir={tmp_path}/elsewhere"])
+    assert moved.tracking.uri == f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
+    assert moved.tracking.artifact_root == f"{tmp_path}/elsewhere/mlartifacts"
+    explicit = load_config([], [f"work_dir={tmp_path}", "tracking.uri=http://mlflow:5000"])
+    assert explicit.tracking.uri == "http://mlflow:5000"  # set explicitly: kept
+    assert load_config().tracking.uri == "sqlite:///work/mlflow.db"  # the default work_dir
+
+
+def test_decision_threshold_and_positive_label_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.decision_threshold=1.5 is not a probability"):
+        load_config([], ["train.decision_threshold=1.5"])
+    overlay = write(tmp_path, "p.yaml", "features: {label: {column: y, task: regression, positive: 'Yes'}}\n")
+    with pytest.raises(ConfigError, match="features.label.positive='Yes' is set but features.label.task=regression"):
         load_config([overlay])
 
 

@@ -1,0 +1,151 @@
+"""A new user's first run: two generated datasets, default training settings, prepare -> train -> score.
+
+A regression whose target is in the hundreds of thousands (unscaled, the network predicted about zero) and a
+1,500-row binary task with a text label (the fixed 1024-row batch gave ~10 optimizer steps in all). Both must
+beat the constant predictor and be promoted; predictions come back in the label's own units; scoring works
+without dates.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config.load import load_config
+from pipeline.layout import Layout
+from pipeline.stages import registry, tracking
+from pipeline.stages.threshold import choose_threshold
+from pipeline.stages.train import clean_split_rows
+from tests.helpers import ROOT, run_prepare, run_score, run_train
+
+pytestmark = pytest.mark.integration
+
+
+def house_prices(path, rows: int = 4000) -> None:
+    rng = np.random.default_rng(3)
+    area = rng.normal(1500, 400, rows).clip(400)
+    rooms = rng.integers(1, 7, rows)
+    district = rng.choice(["north", "south", "east", "west"], rows)
+    lift = {"north": 40_000.0, "south": -20_000.0, "east": 0.0, "west": 15_000.0}
+    price = 30_000 + 95 * area + 8_000 * rooms + np.array([lift[d] for d in district]) + rng.normal(0, 12_000, rows)
+    frame = pd.DataFrame({"id": range(rows), "area": area.round(1), "rooms": rooms, "district": district})
+    frame["area"] = frame["area"].where(rng.random(rows) > 0.05)  # some missing values
+    frame["price"] = price.round(0)
+    frame.to_csv(path, index=False)
+
+
+def churn(path, rows: int = 1500) -> None:
+    rng = np.random.default_rng(4)
+    tenure = rng.exponential(24, rows)
+    charges = rng.normal(70, 20, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    logit = -1.0 - 0.06 * tenure + 0.03 * (charges - 70) + np.where(plan == "basic", 1.0, 0.0)
+    left = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame(
+        {"id": range(rows), "tenure": tenure.round(2), "charges": charges.round(2), "plan": plan}
+    ).assign(churned=np.where(left, "Yes", "No"))
+    frame.to_csv(path, index=False)
+
+
+def overlay(tmp_path, name: str, csv, schema: dict, features: dict) -> object:
+    """A dataset config as a user writes it: sources, features, label; nothing about training."""
+    conf = tmp_path / f"{name}.yaml"
+    conf.write_text(
+        json.dumps(
+            {
+                "work_dir": str(tmp_path / name),
+                "data": {
+                    "sources": [{"name": name, "format": "csv", "path": str(csv), "schema": schema}],
+                    "key_columns": ["id"],
+                },
+                "features": features,
+                "split": {"method": "hash", "key": "id"},
+                "tracking": {"model_name": name},
+            }
+        )
+    )
+    return load_config([conf, ROOT / "conf/local.yaml"])
+
+
+def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path):
+    csv = tmp_path / "houses.csv"
+    house_prices(csv)
+    config = overlay(
+        tmp_path,
+        "houses",
+        csv,
+        {"id": "bigint", "area": "double", "rooms": "int", "district": "string", "price": "double"},
+        {
+            "numeric": [{"name": "area"}, {"name": "rooms"}],
+            "categorical": [{"name": "district"}],
+            "label": {"column": "price", "task": "regression"},
+        },
+    )
+    assert config.train.batch_size is None and config.train.epochs is None and config.train.monitor is None
+    prepared = run_prepare(spark, config)
+    label = prepared.spec.label
+    prices = pd.read_csv(csv)["price"]
+    assert abs(label.mean - prices.mean()) < 0.02 * prices.mean() and label.std > 30_000  # fitted on train
+
+    outcome = run_train(spark, config)
+    rmse, baseline = outcome.result.test_metrics["test_rmse"], outcome.promotion.baseline_metric
+    assert outcome.monitor == "val_rmse"
+    assert baseline > 40_000  # the label's spread: RMSE of predicting the train mean, in dollars
+    assert rmse < 0.5 * baseline  # noise is 12,000: the network learned the relation, in the label's units
+    assert outcome.promotion.beats_baseline and outcome.promotion.promoted
+    run = mlflow.tracking.MlflowClient().get_run(outcome.run_id)
+    batch = int(run.data.params["resolved.train.batch_size"])
+    assert batch in (16, 32, 64) and outcome.result.steps_per_epoch >= 50  # ~1,400 rows per worker, >= 50 steps
+    assert int(run.data.params["resolved.train.epochs"]) >= 10
+
+    # Scoring data without a date: every input row, into a named batch partition, in dollars.
+    scored = run_score(spark, config, None, batch_id="first-load")
+    assert scored.output_path.endswith("/batch=first-load")
+    predictions = pd.read_parquet(scored.output_path).merge(pd.read_csv(csv), on="id")
+    assert len(predictions) == scored.rows_scored == 4000
+    assert np.sqrt(((predictions["prediction"] - predictions["price"]) ** 2).mean()) < 0.5 * baseline
+
+
+def test_small_binary_text_label_with_defaults(spark, tmp_path):
+    csv = tmp_path / "churn.csv"
+    churn(csv)
+    config = overlay(
+        tmp_path,
+        "churn",
+        csv,
+        {"id": "bigint", "tenure": "double", "charges": "double", "plan": "string", "churned": "string"},
+        {
+            "numeric": [{"name": "tenure"}, {"name": "charges"}],
+            "categorical": [{"name": "plan"}],
+            "label": {"column": "churned", "task": "binary", "positive": "Yes"},
+        },
+    )
+    prepared = run_prepare(spark, config)
+    assert 0.1 < prepared.report.train_label_mean < 0.6  # "Yes" encoded as 1 before fitting
+
+    outcome = run_train(spark, config)
+    assert outcome.result.steps_per_epoch >= 30  # a batch sized to the data, not 1024 rows
+    assert outcome.promotion.baseline_metric == 0.5
+    assert outcome.result.test_metrics["test_auc"] > 0.7
+    assert outcome.promotion.beats_baseline and outcome.promotion.promoted
+
+    # The validation-chosen threshold is at least as good on F1 as the fixed 0.5.
+    layout = Layout.from_config(config)
+    validation = clean_split_rows(spark, layout, prepared.spec, "val")
+    threshold = choose_threshold(
+        prepared.spec, config.train.model.model_dump(), outcome.result.best_model_path, validation
+    )
+    tracking.configure(config.tracking, config.spark.master)
+    scores = registry.load_pyfunc(outcome.model.uri).predict(validation[prepared.spec.input_columns])["probability"]
+    truth = validation["churned"].eq("Yes").to_numpy()
+
+    def f1(t: float) -> float:
+        predicted = scores.to_numpy() >= t
+        tp = (predicted & truth).sum()
+        return 2 * tp / max(predicted.sum() + truth.sum(), 1)
+
+    assert 0 < threshold < 1 and f1(threshold) >= f1(0.5)
