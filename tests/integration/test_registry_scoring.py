@@ -182,6 +182,10 @@ def test_promotion_needs_a_better_test_metric(trained_flights, spark):
         forced = registry.promote(worse, "test_auc", True, force=True)
         assert forced.promoted is True
         assert registry.resolve(config.tracking.model_name).version == worse.version
+        mlflow.tracking.MlflowClient().set_registered_model_alias(config.tracking.model_name, "champion", "1")
+        gated = registry.promote(worse, "test_auc", True, force=True, baseline=0.6)  # no better than a constant
+        assert gated.promoted is False and gated.beats_baseline is False and "constant baseline" in gated.reason
+        assert registry.resolve(config.tracking.model_name).version == "1"
     mlflow.tracking.MlflowClient().set_registered_model_alias(config.tracking.model_name, "champion", "1")
 
 

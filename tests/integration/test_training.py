@@ -103,3 +103,23 @@ def test_slot_check_errors_before_any_run(spark, train_config_factory):
     assert time.monotonic() - started < 30  # instead of Horovod's 600 s start_timeout
     message = str(err.value)
     assert "train.num_proc=3" in message and "only 2 task slot(s)" in message and "local[2]" in message
+
+
+def test_batch_larger_than_a_worker_shard_is_a_config_error_before_any_run(spark, train_config_factory):
+    import mlflow
+
+    from pipeline.errors import ConfigError
+
+    config = train_config_factory("train.batch_size=100000", "train.model.hidden=[8]")
+    tracking.configure(config.tracking, config.spark.master)
+    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
+    runs_before = len(mlflow.search_runs([experiment.experiment_id])) if experiment else 0
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        run_train(spark, config)
+    assert time.monotonic() - started < 30
+    message = str(err.value)
+    assert "train.batch_size=100000" in message and "Fix: lower train.batch_size" in message
+    assert "resume" not in message  # a config mistake: re-running cannot fix it
+    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
+    assert (len(mlflow.search_runs([experiment.experiment_id])) if experiment else 0) == runs_before
