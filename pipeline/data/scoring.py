@@ -8,10 +8,12 @@ half-written files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,6 +87,18 @@ def primary_scoring_path(config: PipelineConfig) -> str:
     if primary is None:
         return ""
     return config.score.input_sources.get(primary.name, primary.path)
+
+
+@contextlib.contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    """Raise one logger's threshold for the body only."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def parse_date(value: str) -> dt.date:
@@ -162,7 +176,9 @@ def score_rows(
 
     spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
     fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label.task)]
-    udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")
+    # env_manager="local" on purpose (executors run the driver's environment); MLflow advises conda on every call.
+    with _logger_level("mlflow.pyfunc", logging.ERROR):
+        udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")
     scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     keys = [c for c in config.data.key_columns if c in clean.columns]
     predictions = clean.select(
@@ -190,7 +206,9 @@ def score_rows(
         faults.exit_if_requested("score_before_swap", faults.SCORE_EXIT_CODE)
         if rows == 0 and bad == 0:
             selected = f"--date {day} (data.date_column={config.data.date_column})" if day else "the scoring input"
-            raise ScoringError(f"no input rows for {selected}. Fix: check the date and the source paths; nothing was written")
+            raise ScoringError(
+                f"no input rows for {selected}. Fix: check the date and the source paths; nothing was written"
+            )
         storage.replace_dir(staged_out, layout.predictions.partition(partition))
         storage.replace_dir(staged_bad, layout.score_quarantine.partition(partition))
     finally:
