@@ -163,7 +163,7 @@ def _add_selection_args(parser: argparse.ArgumentParser, date_default: str | Non
     parser.add_argument(
         "--date",
         default=date_default,
-        help="YYYY-MM-DD: score that date's rows into predictions/date=YYYY-MM-DD"
+        help="YYYY-MM-DD: score the rows of that date into a partition named by it"
         + (f" (default {date_default})" if date_default else "; without it every input row is scored"),
     )
     parser.add_argument(
