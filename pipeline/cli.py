@@ -128,13 +128,25 @@ def _summary(config, outcome) -> None:
     promotion = trained.promotion
     aliases = "@candidate @champion" if promotion.promoted else "@candidate"
     log.info("model:   %s version %s %s (%s)", trained.model.name, trained.model.version, aliases, promotion.reason)
+    if promotion.baseline_metric is not None:
+        verdict = "beats" if promotion.beats_baseline else "does NOT beat"
+        log.info("         %s the constant baseline: %s %.4f", verdict, promotion.metric, promotion.baseline_metric)
     log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
-    if config.tracking.uri == "sqlite:///work/mlflow.db":
+    _ui_hint(config.tracking.uri)
+
+
+def _ui_hint(uri: str) -> None:
+    """How to open this run's MLflow UI: the Makefile target for the demo's store, else the exact command."""
+    from pathlib import Path
+
+    from pipeline.stages.tracking import resolve_uri
+
+    if uri.startswith(("http://", "https://")):
+        log.info("MLflow UI: %s", uri)
+    elif Path("Makefile").exists() and resolve_uri(uri) == resolve_uri("sqlite:///work/mlflow.db"):
         log.info("MLflow UI: make mlflow-ui, then open http://127.0.0.1:5000")
-    elif config.tracking.uri.startswith(("sqlite:", "file:", "/")):
-        log.info("MLflow UI: mlflow ui --backend-store-uri %s --host 127.0.0.1 --port 5000", config.tracking.uri)
     else:
-        log.info("MLflow UI: %s", config.tracking.uri)
+        log.info("MLflow UI: mlflow ui --backend-store-uri %s --host 127.0.0.1 --port 5000", resolve_uri(uri))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
