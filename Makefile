@@ -26,11 +26,12 @@ demo: setup
 	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml
 
 # The same chain for any dataset: make run CONF=conf/my_data.yaml DATE=2024-05-01 [ENV_CONF=conf/cluster.yaml]
+# (DATE= scores every input row; ARGS="--batch-id first-load" names that partition)
 CONF ?= conf/flights.yaml
 ENV_CONF ?= conf/local.yaml
 DATE ?= 2013-12-31
 run: setup
-	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) --date $(DATE) $(ARGS)
+	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) $(if $(DATE),--date $(DATE)) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
@@ -42,9 +43,9 @@ lint: setup
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow.db) --host 127.0.0.1 --port 5000
 
-# All benchmarks (about 10 min on 2 cores once data/bench/ exists), then one summary.json + summary.md and the README table.
+# All benchmarks (about 10 min on 2 cores once data/bench/ exists), then one summary.json + summary.md and the table in benchmarks/README.md.
 bench: setup
-	test -f work/prepared/feature_spec.json || $(MAKE) demo   # score.py scores the demo's prepared data
+	test -d work/prepared || $(MAKE) demo   # score.py scores the demo's prepared data
 	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/score.py

@@ -1,7 +1,7 @@
 """Collect benchmarks/results/{prepare,train,score}.json into one summary.json and a markdown table.
 
 `make bench` runs the three benchmarks and then this script; `--readme` also rewrites the table in
-README.md between its BENCHMARK-TABLE markers, so the README shows the last measured run.
+benchmarks/README.md between its BENCHMARK-TABLE markers, so the README shows the last measured run.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def load_results() -> dict:
 
 def replace_readme_table(readme: str, table_md: str) -> str:
     if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} markers around the benchmark table")
+        raise SystemExit(f"benchmarks/README.md has no {BEGIN} ... {END} markers around the benchmark table")
     head, rest = readme.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{BEGIN}\n{table_md}{END}{tail}"
@@ -97,7 +97,7 @@ def replace_readme_table(readme: str, table_md: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--readme", action="store_true", help="also rewrite the table in README.md")
+    parser.add_argument("--readme", action="store_true", help="also rewrite the table in benchmarks/README.md")
     args = parser.parse_args()
     results = load_results()
     table = rows(results)
@@ -105,7 +105,7 @@ def main() -> None:
     table_md = markdown(table)
     (RESULTS / "summary.md").write_text(table_md)
     if args.readme:
-        readme = ROOT / "README.md"
+        readme = ROOT / "benchmarks" / "README.md"
         readme.write_text(replace_readme_table(readme.read_text(), table_md))
     print(table_md, end="")
 

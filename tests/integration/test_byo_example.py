@@ -1,4 +1,4 @@
-"""The README's "bring your own dataset" YAML, run for real: prepare on generated data of that shape."""
+"""The "bring your own dataset" YAML of docs/configuration.md, run for real on generated data of that shape."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import re
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
 
 def _readme_example() -> str:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     block = re.search(r"<!-- BYO-EXAMPLE:BEGIN -->\n```yaml\n(.*?)```", readme, flags=re.DOTALL)
-    assert block, "README.md lost its BYO-EXAMPLE block"
+    assert block, "docs/configuration.md lost its BYO-EXAMPLE block"
     return block.group(1)
 
 
@@ -69,8 +69,8 @@ def _write_orders(raw, days: int = 6, per_day: int = 300) -> dict:
 
 
 def test_readme_byo_example_prepares(spark, tmp_path, monkeypatch):
-    from pipeline.config import load_config
-    from pipeline.prepare import run_prepare
+    from pipeline.config.load import load_config
+    from tests.helpers import run_prepare
 
     raw = tmp_path / "raw"
     written = _write_orders(raw)
@@ -81,12 +81,12 @@ def test_readme_byo_example_prepares(spark, tmp_path, monkeypatch):
 
     result = run_prepare(spark, config)
 
-    counts = result.report["counts"]
-    assert counts["input_rows"] == written["rows"]
-    assert counts["clean_rows"] + counts["quarantined_rows"] == counts["input_rows"]
-    reasons = " | ".join(r["reason"] for r in result.report["quarantine_reasons"])
+    counts = result.report.counts
+    assert counts.input_rows == written["rows"]
+    assert counts.clean_rows + counts.quarantined_rows == counts.input_rows
+    reasons = " | ".join(r["reason"] for r in result.report.quarantine_reasons)
     for expected in ("duplicate key", "malformed", "channel", "order still open"):
         assert expected in reasons, (expected, reasons)
-    assert counts["quarantined_rows"] == 4, result.report["quarantine_reasons"]  # exactly the planted rows
-    assert set(result.report["split_rows"]) >= {"train", "val", "test"}
+    assert counts.quarantined_rows == 4, result.report.quarantine_reasons  # exactly the planted rows
+    assert set(result.report.split_rows) >= {"train", "val", "test"}
     assert {"amount", "channel", "tenure_days", "ordered_at"} <= set(result.spec.input_columns)

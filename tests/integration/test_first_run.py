@@ -9,6 +9,7 @@ without dates.
 from __future__ import annotations
 
 import json
+import re
 
 import mlflow
 import numpy as np
@@ -71,20 +72,21 @@ def overlay(tmp_path, name: str, csv, schema: dict, features: dict) -> object:
     return load_config([conf, ROOT / "conf/local.yaml"])
 
 
-def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path):
+def docs_minimal_config(tmp_path, monkeypatch):
+    """The shortest config of docs/configuration.md, exactly as documented, over a generated houses.csv."""
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    block = re.search(r"<!-- BYO-MINIMAL:BEGIN -->\n```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    assert block, "docs/configuration.md lost its BYO-MINIMAL block"
+    conf = tmp_path / "houses.yaml"
+    conf.write_text(block.group(1))
+    monkeypatch.setenv("RAW_DIR", str(tmp_path))
+    return load_config([conf, ROOT / "conf/local.yaml"], [f"work_dir={tmp_path / 'work'}"])
+
+
+def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path, monkeypatch):
     csv = tmp_path / "houses.csv"
     house_prices(csv)
-    config = overlay(
-        tmp_path,
-        "houses",
-        csv,
-        {"id": "bigint", "area": "double", "rooms": "int", "district": "string", "price": "double"},
-        {
-            "numeric": [{"name": "area"}, {"name": "rooms"}],
-            "categorical": [{"name": "district"}],
-            "label": {"column": "price", "task": "regression"},
-        },
-    )
+    config = docs_minimal_config(tmp_path, monkeypatch)
     assert config.train.batch_size is None and config.train.epochs is None and config.train.monitor is None
     prepared = run_prepare(spark, config)
     label = prepared.spec.label
