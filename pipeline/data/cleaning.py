@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.config.schema import CleaningConfig, LabelConfig
 from pipeline.data.sources import REASON, RECORD
+from pipeline.data.user_sql import analyse_rule
 from pipeline.errors import DataError
 
 _NUMERIC_FLOAT = ("double", "float")
@@ -60,12 +61,7 @@ def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label
         )
     active_rules = list(rules.rules) + (list(rules.label_rules) if with_label else [])
     for rule in active_rules:
-        try:
-            condition = F.expr(rule.when)
-            df.select(condition)  # analysis only: reports a bad column now, not mid-job
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:300]
-            raise DataError(f"cleaning rule when={rule.when!r} is invalid: {first}. Fix: correct the SQL") from None
+        condition = analyse_rule(df, rule.when)
         problems.append(F.when(F.coalesce(condition, F.lit(False)), F.lit(rule.reason)))
     if with_label and label is not None:
         problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import DataConfig, SourceConfig
 from pipeline.data.storage import Storage
+from pipeline.data.user_sql import run_query
 from pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -184,17 +185,9 @@ def load_sources(spark, data: DataConfig, max_string_length: int) -> list[Loaded
 
 def raw_table(spark, data: DataConfig, loaded: list[LoadedSource]):
     """The table cleaning sees: the SQL query's output, or the single source when there is no query."""
-    from pyspark.errors import AnalysisException, ParseException
-
     if not data.query:
         return loaded[0].valid
-    try:
-        return spark.sql(data.query)
-    except (AnalysisException, ParseException) as exc:
-        first = str(exc).strip().splitlines()[0][:500]
-        raise DataError(
-            f"data.query failed: {first}. Fix: correct the SQL (views: {[s.name for s in loaded]})"
-        ) from None
+    return run_query(spark, data.query, [s.name for s in loaded])
 
 
 def primary_source(loaded: list[LoadedSource]) -> LoadedSource:

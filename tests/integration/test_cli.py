@@ -66,3 +66,19 @@ def test_train_on_two_executor_jvms(prepared_flights, flights_raw, tmp_path):
     too_many = cli("train", *args, "--set", "train.num_proc=3", env={"RAW_DIR": str(flights_raw)})
     assert too_many.returncode == 2
     assert "train.num_proc=3 but the Spark application has only 2 task slot(s)" in too_many.stderr
+
+
+def test_sql_mistake_is_one_line_on_the_command_line(tmp_path):
+    (tmp_path / "t.csv").write_text("id,x,y\n1,2.0,0\n2,3.0,1\n")
+    conf = tmp_path / "bad.yaml"
+    conf.write_text(
+        f"work_dir: {tmp_path}/work\nspark: {{master: 'local[1]'}}\n"
+        f"data: {{sources: [{{name: t, format: csv, path: {tmp_path}/t.csv,"
+        " schema: {id: bigint, x: double, y: int}}], query: 'SELECT id, nope, y FROM t'}\n"
+        "features: {numeric: [{name: x}], label: {column: y}}\nsplit: {key: id}\n"
+    )
+    out = cli("prepare", "--conf", str(conf))
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: data.query failed: [UNRESOLVED_COLUMN")
+    assert "org.apache.spark" not in out.stdout + out.stderr and "Traceback" not in out.stderr
