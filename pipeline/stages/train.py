@@ -62,7 +62,8 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
             tracking.log_file(layout.prepared.spec_file, "data")
             tracking.log_file(layout.prepared.report_file, "data")
         plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, **settings)
-        tracking.log_params({f"resolved.train.{k}": plan.__dict__[k] for k in ("batch_size", "epochs", "monitor")})
+        if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
+            tracking.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
         log.info(
             "training %s with %d %s workers, %d threads each, batch %d/worker",
             config.train.model.type,
