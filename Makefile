@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: setup demo run test lint mlflow-ui clean bench
+.PHONY: setup demo demo-custom-model run test lint mlflow-ui clean bench
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
 
 demo: setup
 	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml
+
+# The demo with a user's own network (examples/custom_model/): trains, registers and scores it the same way.
+demo-custom-model: setup
+	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml --conf examples/custom_model/flights_resnet.yaml
 
 # The same chain for any dataset: make run CONF=conf/my_data.yaml DATE=2024-05-01 [ENV_CONF=conf/cluster.yaml]
 # (DATE= scores every input row; ARGS="--batch-id first-load" names that partition)

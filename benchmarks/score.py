@@ -40,7 +40,8 @@ def main() -> None:
     from pipeline.data.session import build_spark
     from pipeline.data.split import SPLIT
     from pipeline.layout import Layout
-    from pipeline.model.networks import build_model
+    from pipeline.model.factory import build_network
+    from pipeline.model.inputs import model_inputs
     from pipeline.model.spec import FeatureSpec
     from pipeline.stages import registry
 
@@ -48,11 +49,12 @@ def main() -> None:
     if not Path(prepared.spec_file).exists():
         raise SystemExit(f"no prepared data in {prepared.root}: run `make demo` (or python -m pipeline prepare) first")
     spec = FeatureSpec.load(prepared.spec_file)
-    model_cfg = {"type": "mlp", "hidden": [256, 256], "activation": "relu", "dropout": 0.1, "norm": "layer"}
+    params = {"hidden": [256, 256], "activation": "relu", "dropout": 0.1, "norm": "layer", "embedding_dim": None}
+    model_cfg = {"type": "mlp", "factory": "pipeline.model.networks:mlp", "params": params}
     store = Path(tempfile.mkdtemp(prefix="score-bench-"))
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
     experiment = mlflow.create_experiment("bench", artifact_location=(store / "art").as_uri())
-    net = build_model(model_cfg, len(spec.numeric_columns), spec.cardinalities, 1)
+    net = build_network(model_cfg, model_inputs(spec))
     torch.save(net.state_dict(), store / "weights.pt")
 
     # toPandas of the 1M-row reference table goes through the driver heap (1 GiB by default).

@@ -29,7 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 NUMERIC = [f"num__f{i}" for i in range(40)]
-MODEL = {"type": "mlp", "hidden": [256, 256], "activation": "relu", "dropout": 0.0, "norm": "none"}
+MODEL = {
+    "type": "mlp",
+    "factory": "pipeline.model.networks:mlp",
+    "params": {"hidden": [256, 256], "activation": "relu", "dropout": 0.0, "norm": "none", "embedding_dim": None},
+}
 BATCH = 4096
 
 
@@ -59,27 +63,29 @@ def bare_torch(steps: int = 100, repeats: int = 3) -> float:
     """Samples/s of a plain loop over in-memory tensors (median of repeats): the ceiling for one process."""
     import torch
 
+    from pipeline.model.factory import build_network
+    from pipeline.model.inputs import NUMERIC as NUMERIC_TENSOR
+    from pipeline.model.inputs import ModelInputs, TensorInput
     from pipeline.model.losses import loss_fn
-    from pipeline.model.networks import build_model
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = build_model(MODEL, 40, [], 1)
+    inputs = ModelInputs({NUMERIC_TENSOR: TensorInput(NUMERIC_TENSOR, (40,), "float32", tuple(NUMERIC))}, "binary", 1)
+    model = build_network(MODEL, inputs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(BATCH * 16, 40)
     y = (x[:, 0] > 0).float()
-    empty = torch.zeros((BATCH, 0), dtype=torch.int64)
     for _ in range(10):
-        _step(model, optimizer, x[:BATCH], empty, y[:BATCH], loss_fn)
+        _step(model, optimizer, {NUMERIC_TENSOR: x[:BATCH]}, y[:BATCH], loss_fn)
     started = time.perf_counter()
     for i in range(steps):
         j = (i % 16) * BATCH
-        _step(model, optimizer, x[j : j + BATCH], empty, y[j : j + BATCH], loss_fn)
+        _step(model, optimizer, {NUMERIC_TENSOR: x[j : j + BATCH]}, y[j : j + BATCH], loss_fn)
     return steps * BATCH / (time.perf_counter() - started)
 
 
-def _step(model, optimizer, x, x_cat, y, loss_fn):
-    loss = loss_fn("binary", model(x, x_cat), y)
+def _step(model, optimizer, batch, y, loss_fn):
+    loss = loss_fn("binary", model(batch), y)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad()
@@ -87,11 +93,14 @@ def _step(model, optimizer, x, x_cat, y, loss_fn):
 
 def loader_only(path: Path) -> dict:
     """One shuffled epoch of the loader alone; peak RSS of this process."""
+    from pipeline.model.inputs import NUMERIC as NUMERIC_TENSOR
+    from pipeline.model.inputs import TensorInput
     from pipeline.worker.loader import ShardedParquetLoader
 
-    loader = ShardedParquetLoader(str(path), NUMERIC, [], "label", BATCH, 0, 1, shuffle=True, seed=1)
+    tensors = [TensorInput(NUMERIC_TENSOR, (40,), "float32", tuple(NUMERIC))]
+    loader = ShardedParquetLoader(str(path), tensors, "label", BATCH, 0, 1, shuffle=True, seed=1)
     started = time.perf_counter()
-    rows = sum(len(batch[2]) for batch in loader.train_epoch(0))
+    rows = sum(len(y) for _, y in loader.train_epoch(0))
     seconds = time.perf_counter() - started
     return {
         "rows": rows,
@@ -138,6 +147,7 @@ def training_runs(features: Path, work: Path) -> dict:
         threads_per_worker=1,
         shuffle_buffer_rows=200_000,
         max_steps_per_epoch=60,
+        loss=None,
         seed=0,
     )
     variants = [

@@ -63,14 +63,18 @@ def _cmd_infer_schema(args: argparse.Namespace) -> int:
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--option {item!r} must look like key=value, e.g. --option nullValue=NA")
+            raise ConfigError(f"--option {item!r} is not key=value. Fix: write it as e.g. --option nullValue=NA")
         options[key] = value
     spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-infer-schema"))
     try:
-        source = infer_source(spark, args.path, args.format, args.name, options)
+        source = infer_source(spark, args.path, args.format, args.name, options, args.sample_rows)
     finally:
         spark.stop()
-    sys.stdout.write("# review before use: paste under data.sources\n" + source_yaml(source))
+    # A YAML comment, so the whole output can be pasted; numeric-looking ids are the usual thing to fix.
+    sys.stdout.write(
+        "# inferred by Spark: review the types (ids and codes that look numeric), then paste under data.sources\n"
+        + source_yaml(source)
+    )
     return 0
 
 
@@ -225,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="file, folder or glob (any Hadoop URI)")
     p.add_argument("--format", choices=["csv", "json", "parquet"], default=None, help="default: from the name")
     p.add_argument("--name", default=None, help="source (view) name; default: from the file name")
+    p.add_argument("--sample-rows", type=int, default=10_000, metavar="N", help="lines to infer from (default 10000)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="Spark reader option")
     p.set_defaults(func=_cmd_infer_schema)
 

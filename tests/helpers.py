@@ -73,3 +73,56 @@ def run_score(
     from pipeline.stages import score
 
     return score.run(spark, config, Layout.from_config(config), date, model_version, batch_id)
+
+
+def serve_and_predict(model_uri: str, rows, tracking_uri: str, env_extra: dict | None = None):
+    """Start `mlflow models serve` for the model (a separate process), post `rows`, return the predictions frame.
+
+    The server's environment is this one's (plus `env_extra`); its working directory is a fresh temporary one.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import pandas as pd
+    import pytest
+    import requests
+
+    port = free_port()
+    venv_bin = str(Path(sys.executable).parent)  # `mlflow models serve` execs uvicorn from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
+        **(env_extra or {}),
+    }
+    command = [f"{venv_bin}/mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    with tempfile.TemporaryDirectory(prefix="serve-") as cwd:
+        server = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                assert server.poll() is None, "mlflow models serve exited before it answered /ping"
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(1)
+            else:
+                pytest.fail("mlflow models serve did not come up within 120 s")
+            payload = {"dataframe_split": json.loads(rows.to_json(orient="split", date_format="iso", index=False))}
+            response = requests.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=60)
+            assert response.status_code == 200, response.text[:500]
+            return pd.DataFrame(response.json()["predictions"])
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

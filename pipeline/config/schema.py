@@ -6,9 +6,19 @@ docs/configuration.md is generated from these classes (pipeline/config/reference
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _check_reference(value: str | None) -> str | None:
+    """A "package.module:function" reference (model factories, custom losses)."""
+    if value is not None and not _REFERENCE.fullmatch(value):
+        raise ValueError(f'{value!r} is not "package.module:function". Fix: write e.g. "my_models.resnet:build"')
+    return value
 
 
 class _Frozen(BaseModel):
@@ -173,8 +183,8 @@ class PrepareConfig(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    type: Literal["linear", "mlp"] = "mlp"
-    """linear (logistic/softmax/linear regression) or mlp."""
+    type: Literal["linear", "mlp", "custom"] = "mlp"
+    """linear (logistic/softmax/linear regression), mlp, or custom: your own nn.Module from `factory`."""
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
     """mlp: hidden layer widths."""
     activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
@@ -185,6 +195,28 @@ class ModelConfig(_Frozen):
     """mlp: normalisation after each hidden layer."""
     embedding_dim: int | None = Field(None, ge=1)
     """Embedding width of every categorical; null: min(16, ceil(1.6 * vocab^0.56)) per column."""
+    factory: str | None = None
+    """custom: "package.module:function" called as function(inputs, params) -> nn.Module whose forward takes the
+    batch mapping and returns logits (docs/custom_models.md)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """custom: plain YAML values handed to the factory as `params`."""
+    code: str | None = None
+    """custom: a .py file or a package folder holding the factory's module; shipped to the training workers and
+    into the registered model. null: the module is already importable everywhere (installed)."""
+
+    _reference = field_validator("factory")(_check_reference)
+
+    @model_validator(mode="after")
+    def _custom_keys_only_for_custom(self) -> ModelConfig:
+        if self.type == "custom" and not self.factory:
+            raise ValueError('type custom needs factory: "package.module:function". Fix: set train.model.factory')
+        given = [key for key in ("factory", "code") if getattr(self, key)] + (["params"] if self.params else [])
+        if self.type != "custom" and given:
+            raise ValueError(
+                f"{', '.join(given)} only apply to type custom (type is {self.type}). Fix: set train.model.type: "
+                "custom, or remove them"
+            )
+        return self
 
 
 class TrainConfig(_Frozen):
@@ -237,6 +269,11 @@ class TrainConfig(_Frozen):
     fewer wake-ups on CPU-only machines: conf/local.yaml sets 5."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     """The network."""
+    loss: str | None = None
+    """"package.module:function" called as function(logits, target) -> scalar tensor for training; null: the
+    task's loss (binary cross-entropy, cross-entropy, MSE). Validation metrics always use the task's loss."""
+
+    _reference = field_validator("loss")(_check_reference)
 
 
 class TrackingConfig(_Frozen):

@@ -59,9 +59,14 @@ def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label
                 F.lit(f"{column} not in cleaning.allowed"),
             )
         )
-    active_rules = list(rules.rules) + (list(rules.label_rules) if with_label else [])
-    for rule in active_rules:
-        condition = analyse_rule(df, rule.when)
+    active_rules = [(f"cleaning.rules[{i}]", rule) for i, rule in enumerate(rules.rules)]
+    if with_label:
+        active_rules += [(f"cleaning.label_rules[{i}]", rule) for i, rule in enumerate(rules.label_rules)]
+    for setting, rule in active_rules:
+        try:
+            condition = analyse_rule(df, rule.when)
+        except DataError as exc:  # name which rule: several can share a column or a mistake
+            raise DataError(f"{setting}.when: {exc}") from exc
         problems.append(F.when(F.coalesce(condition, F.lit(False)), F.lit(rule.reason)))
     if with_label and label is not None:
         problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))

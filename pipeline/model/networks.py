@@ -1,4 +1,9 @@
-"""nn.Modules for tabular features: a linear baseline and an MLP with one embedding per categorical column."""
+"""The built-in networks, `linear` and `mlp`, as factories of the same contract a user's model follows.
+
+`linear(inputs, params)` and `mlp(inputs, params)` take the ModelInputs description and plain params and return a
+module whose forward takes the batch mapping (pipeline/model/inputs.py). Runs in the training ranks and wherever
+the registered model is loaded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import math
 
 import torch
 from torch import nn
+
+from pipeline.model.inputs import CATEGORICAL, NUMERIC, ModelInputs
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -26,7 +33,12 @@ class LinearModel(nn.Module):
         for emb in self.categorical:
             nn.init.zeros_(emb.weight)
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x_cat = batch.get(CATEGORICAL)
+        x_num = batch.get(NUMERIC)
+        if x_num is None:  # no numeric columns: the bias alone
+            rows = x_cat.shape[0]
+            x_num = torch.zeros(rows, 0, device=x_cat.device)
         out = self.numeric(x_num)
         for i, emb in enumerate(self.categorical):
             out = out + emb(x_cat[:, i])
@@ -67,22 +79,26 @@ class TabularMLP(nn.Module):
         for emb in self.embeddings:
             nn.init.normal_(emb.weight, std=1.0 / math.sqrt(emb.embedding_dim))
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [batch[NUMERIC]] if NUMERIC in batch else []
+        parts += [emb(batch[CATEGORICAL][:, i]) for i, emb in enumerate(self.embeddings)]
         return self.body(torch.cat(parts, dim=1))
 
 
-def build_model(model_cfg: dict, num_numeric: int, cardinalities: list[int], out_dim: int) -> nn.Module:
-    """Build from plain values (a dict from ModelConfig), so workers need no config objects."""
-    if model_cfg["type"] == "linear":
-        return LinearModel(num_numeric, cardinalities, out_dim)
+def linear(inputs: ModelInputs, params: dict) -> nn.Module:
+    """Factory of train.model.type=linear (takes no params)."""
+    return LinearModel(inputs.num_numeric, inputs.cardinalities, inputs.output_dim)
+
+
+def mlp(inputs: ModelInputs, params: dict) -> nn.Module:
+    """Factory of train.model.type=mlp; params are train.model's hidden, activation, dropout, norm, embedding_dim."""
     return TabularMLP(
-        num_numeric,
-        cardinalities,
-        out_dim,
-        hidden=list(model_cfg["hidden"]),
-        activation=model_cfg["activation"],
-        dropout=model_cfg["dropout"],
-        norm=model_cfg["norm"],
-        embedding_dim=model_cfg.get("embedding_dim"),
+        inputs.num_numeric,
+        inputs.cardinalities,
+        inputs.output_dim,
+        hidden=list(params["hidden"]),
+        activation=params["activation"],
+        dropout=params["dropout"],
+        norm=params["norm"],
+        embedding_dim=params.get("embedding_dim"),
     )

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.model.factory import build_network
+from pipeline.model.inputs import batch_from_frame, model_inputs
 from pipeline.model.losses import predict as predict_from_logits
-from pipeline.model.networks import build_model
 from pipeline.model.spec import FeatureSpec
 
 DEFAULT_THRESHOLD = 0.5
@@ -33,15 +34,15 @@ class Predictor:
         self.spec = spec
         self.task = spec.label.task
         self.threshold = float(model_config.get("decision_threshold", DEFAULT_THRESHOLD))
-        self.net = build_model(model_config, len(spec.numeric_columns), spec.cardinalities, spec.num_classes)
+        self.net = build_network(model_config, model_inputs(spec))
         self.net.load_state_dict(state_dict)
         self.net.eval()
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive) (binary), class probabilities (multiclass) or the value in the label's units (regression)."""
-        numeric, categorical = self.spec.transform_pandas(frame)
+        batch = batch_from_frame(self.spec, frame)
         with torch.inference_mode():
-            logits = self.net(torch.from_numpy(numeric), torch.from_numpy(categorical))
+            logits = self.net(batch)
             scores = predict_from_logits(self.task, logits).numpy()
         if self.task == "regression":
             return self.spec.label.to_original(scores.astype(np.float64))

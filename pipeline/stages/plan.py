@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import pyarrow.dataset as ds
 
-from pipeline.config.schema import PipelineConfig, TrainConfig
+from pipeline.config.schema import ModelConfig, PipelineConfig, TrainConfig
 from pipeline.errors import ConfigError, DataError
 from pipeline.layout import Layout
+from pipeline.model.factory import BUILTIN_FACTORIES, BUILTIN_PARAMS
 from pipeline.model.spec import FeatureSpec
 from pipeline.worker.loader import assign_shards, list_row_groups
 from pipeline.worker.plan import TrainPlan
@@ -101,9 +102,20 @@ def rank_settings(config: PipelineConfig, spec: FeatureSpec, layout: Layout) -> 
 def configured_settings(train: TrainConfig) -> dict:
     """The rank-side fields as configured (threads resolved, the model as a dict); automatic ones still null."""
     settings = {name: getattr(train, name) for name in type(train).model_fields if name not in DRIVER_ONLY}
-    settings["model"] = train.model.model_dump()
+    settings["model"] = resolved_model(train.model)
     settings["threads_per_worker"] = train.threads_per_worker or max(1, (os.cpu_count() or 1) // train.num_proc)
     return settings
+
+
+def resolved_model(model: ModelConfig) -> dict:
+    """The model as the ranks and the registered model build it: a factory reference and its plain params.
+
+    Built-ins resolve to their factories in pipeline/model/networks.py, so every model takes one code path.
+    """
+    if model.type == "custom":
+        return {"type": "custom", "factory": model.factory, "params": dict(model.params)}
+    params = {key: getattr(model, key) for key in BUILTIN_PARAMS} if model.type == "mlp" else {}
+    return {"type": model.type, "factory": BUILTIN_FACTORIES[model.type], "params": params}
 
 
 def shard_facts(layout: Layout, num_proc: int) -> ShardFacts:

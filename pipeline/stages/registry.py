@@ -6,10 +6,12 @@ pipeline/model/ as code, so it loads where neither Spark nor the rest of the pip
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from pipeline.errors import TrackingError
 from pipeline.model.predictor import output_columns
 from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
+from pipeline.worker.user_code import CodeArchive
 
 log = logging.getLogger(__name__)
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -91,9 +94,18 @@ def pip_requirements() -> list[str]:
 
 
 def log_and_register(
-    spec: FeatureSpec, model_config: dict, weights_path: str, model_name: str, input_example: pd.DataFrame
+    spec: FeatureSpec,
+    model_config: dict,
+    weights_path: str,
+    model_name: str,
+    input_example: pd.DataFrame,
+    user_code: CodeArchive | None = None,
 ) -> RegisteredModel:
-    """Log the pyfunc in the active run, register a new version and give it the `candidate` alias."""
+    """Log the pyfunc in the active run, register a new version and give it the `candidate` alias.
+
+    `user_code` (train.model.code) joins pipeline/model/ in the model's code_paths, so the model loads from its
+    own files wherever it goes (spark_udf executors, `mlflow models serve`), with the user's folder nowhere.
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -102,11 +114,17 @@ def log_and_register(
         spec_path.write_text(spec.to_json(), encoding="utf-8")
         config_path.write_text(json.dumps(model_config, indent=2), encoding="utf-8")
         code = _shipped_code(Path(tmp) / "code")
+        code_paths = [str(code)]
+        if user_code is not None:
+            with zipfile.ZipFile(io.BytesIO(user_code.payload)) as archive:
+                archive.extractall(Path(tmp) / "user")  # the same bytes the ranks trained with
+            shipped = Path(tmp) / "user" / user_code.name
+            code_paths.append(str(shipped if shipped.is_dir() else shipped.with_suffix(".py")))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(code / "model" / "entry.py"),  # models-from-code: nothing pickled
             artifacts={ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)},
-            code_paths=[str(code)],  # the model loads where only its own files + pip requirements exist
+            code_paths=code_paths,  # the model loads where only its own files + pip requirements exist
             signature=signature_for(spec),
             input_example=input_example,
             pip_requirements=pip_requirements(),

@@ -14,6 +14,7 @@ from pipeline.stages import plots, registry, tracking
 from pipeline.stages.baseline import constant_baseline
 from pipeline.stages.epoch_logger import MlflowEpochLogger
 from pipeline.stages.launch import check_slots, launch
+from pipeline.stages.model_check import check_model
 from pipeline.stages.plan import rank_settings
 from pipeline.stages.registry import Promotion, RegisteredModel
 from pipeline.stages.threshold import choose_threshold
@@ -54,6 +55,7 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
     spec = load_prepared_spec(layout)
     check_slots(spark, config.train.num_proc)  # this check and the next run before any MLflow run exists
     settings = rank_settings(config, spec, layout)
+    check = check_model(config.train, settings["model"], spec)  # a broken model fails here, in seconds
     with tracked_stage(config, "train", resume=not fresh) as stage:
         if stage.resumed:
             where = layout.checkpoints(stage.run_id)
@@ -61,9 +63,13 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
         else:
             tracking.log_file(layout.prepared.spec_file, "data")
             tracking.log_file(layout.prepared.report_file, "data")
-        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, **settings)
+        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, model_code=check.code, **settings)
         if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
             tracking.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
+            tracking.log_params(
+                {"resolved.train.model.factory": plan.model["factory"], "model.parameters": check.parameters}
+            )
+            tracking.log_metrics({"model_check_seconds": check.seconds})
         log.info(
             "training %s with %d %s workers, %d threads each, batch %d/worker",
             config.train.model.type,
@@ -115,7 +121,7 @@ def _register_and_evaluate(
     test = clean_split_rows(spark, layout, spec, "test")
     inputs = test[spec.input_columns]
     model = registry.log_and_register(
-        spec, model_config, result.best_model_path, config.tracking.model_name, inputs.head(5)
+        spec, model_config, result.best_model_path, config.tracking.model_name, inputs.head(5), plan.model_code
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
     figures = {"learning_curves.png": plots.learning_curves(result.history, plan.monitor)}

@@ -26,6 +26,8 @@ def run_rank(plan: TrainPlan, backend_cls: type[RankBackend], on_epoch: EpochCal
         log.exception("could not initialise the %s backend", backend_cls.name)
         raise
     try:
+        if plan.model_code is not None:
+            plan.model_code.activate()  # before the factory is imported
         return train(plan, backend, on_epoch)
     except Exception:
         log.exception("[rank %d] training failed", backend.rank)

@@ -4,6 +4,9 @@ Each rank owns a disjoint set of row groups. Every rank computes the same steps-
 metadata alone (the smallest shard's full batches), so synchronous allreduce never waits on a rank that
 ran out of data. Rows are shuffled by an epoch-seeded row-group order plus a bounded shuffle buffer, and a
 background thread prefetches batches while the model trains.
+
+A batch is (mapping of named tensors, label): the mapping holds one tensor per TensorInput the loader was given
+(pipeline/model/inputs.py), e.g. `numeric` float32 [B, n] and `categorical` int64 [B, k], as the model expects.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import numpy as np
 import pyarrow.dataset as ds
 import torch
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+from pipeline.model.inputs import TensorInput
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -48,13 +53,12 @@ def assign_shards(groups: list[RowGroup], size: int) -> list[list[RowGroup]]:
 
 
 class ShardedParquetLoader:
-    """Yields (x_num float32, x_cat int64, y) batches for one rank; the same step count on every rank."""
+    """Yields ({name: tensor}, y) batches for one rank; the same step count on every rank."""
 
     def __init__(
         self,
         path: str,
-        numeric_columns: list[str],
-        categorical_columns: list[str],
+        tensors: list[TensorInput],
         label_column: str | None,
         batch_size: int,
         rank: int,
@@ -66,8 +70,7 @@ class ShardedParquetLoader:
         label_dtype: torch.dtype = torch.float32,
         max_steps: int | None = None,
     ):
-        self.numeric_columns = list(numeric_columns)
-        self.categorical_columns = list(categorical_columns)
+        self.tensors = list(tensors)
         self.label_column = label_column
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -92,7 +95,8 @@ class ShardedParquetLoader:
         self._format = ds.ParquetFileFormat()
 
     def _columns(self) -> list[str]:
-        return self.numeric_columns + self.categorical_columns + ([self.label_column] if self.label_column else [])
+        columns = [c for tensor in self.tensors for c in tensor.columns]
+        return columns + ([self.label_column] if self.label_column else [])
 
     def _table(self, group: RowGroup):
         fragment = self._fragments.get(group.path)
@@ -109,11 +113,9 @@ class ShardedParquetLoader:
         """
         table = self._table(group)
         n = table.num_rows
-        x_num, x_cat, y = buffers
-        if self.numeric_columns:
-            x_num[offset : offset + n] = np.stack([_column(table, c) for c in self.numeric_columns]).T
-        if self.categorical_columns:
-            x_cat[offset : offset + n] = np.stack([_column(table, c) for c in self.categorical_columns]).T
+        *features, y = buffers
+        for tensor, buffer in zip(self.tensors, features, strict=True):
+            buffer[offset : offset + n] = np.stack([_column(table, c) for c in tensor.columns]).T
         if self.label_column:
             y[offset : offset + n] = _column(table, self.label_column)
         return n
@@ -126,8 +128,7 @@ class ShardedParquetLoader:
         y_dtype = np.int64 if self.label_dtype == torch.int64 else np.float32
         # Row-major, so a batch is a gather of whole rows (~15M rows/s here, vs ~6M column-wise).
         buffers = (
-            np.empty((capacity, len(self.numeric_columns)), dtype=np.float32),
-            np.empty((capacity, len(self.categorical_columns)), dtype=np.int64),
+            *(np.empty((capacity, len(t.columns)), dtype=np.dtype(t.dtype)) for t in self.tensors),
             np.zeros(capacity, dtype=y_dtype),
         )
         limit = self.steps_per_epoch if full_only else None
@@ -153,11 +154,10 @@ class ShardedParquetLoader:
                 buffer[: len(rest)] = buffer[rest]
             filled = len(rest)
 
-    @staticmethod
-    def _gather(buffers, index: np.ndarray) -> Batch:
+    def _gather(self, buffers, index: np.ndarray) -> Batch:
         """Fresh arrays for one batch (the buffer is reused afterwards)."""
-        x_num, x_cat, y = (b[index] for b in buffers)
-        return torch.from_numpy(x_num), torch.from_numpy(x_cat), torch.from_numpy(y)
+        *features, y = (torch.from_numpy(b[index]) for b in buffers)
+        return {t.name: x for t, x in zip(self.tensors, features, strict=True)}, y
 
     def train_epoch(self, epoch: int) -> Iterator[Batch]:
         """Exactly steps_per_epoch full batches (tail rows rotate out, since the order changes each epoch)."""

@@ -14,8 +14,9 @@ import time
 import torch
 
 from pipeline import faults
+from pipeline.model.factory import build_network, resolve
+from pipeline.model.inputs import Batch, model_inputs
 from pipeline.model.losses import label_dtype, loss_fn
-from pipeline.model.networks import build_model
 from pipeline.model.spec import LabelSpec
 from pipeline.worker.backends import RankBackend, unwrap
 from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
@@ -37,8 +38,7 @@ def _device(backend: RankBackend) -> torch.device:
 def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) -> ShardedParquetLoader:
     return ShardedParquetLoader(
         plan.layout.prepared.features(split),
-        plan.spec.numeric_columns,
-        plan.spec.categorical_columns,
+        list(model_inputs(plan.spec).tensors.values()),
         "label",
         plan.batch_size,
         backend.rank,
@@ -49,6 +49,17 @@ def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) ->
         label_dtype=label_dtype(plan.task),
         max_steps=plan.max_steps_per_epoch,
     )
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
+def _training_loss(plan: TrainPlan):
+    """train.loss (a user's `f(logits, target) -> scalar`) or the task's own loss."""
+    if plan.loss is None:
+        return lambda logits, y: loss_fn(plan.task, logits, y)
+    return resolve(plan.loss)
 
 
 def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None = None) -> RankResult:
@@ -73,7 +84,8 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
 
     torch.manual_seed(plan.seed)  # same initial weights everywhere; rank 0's are broadcast anyway
     spec = plan.spec
-    model = build_model(plan.model, len(spec.numeric_columns), spec.cardinalities, spec.num_classes).to(device)
+    model = build_network(plan.model, model_inputs(spec)).to(device)
+    training_loss = _training_loss(plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
 
     state = load_checkpoint(plan.checkpoint_dir)
@@ -110,7 +122,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         torch.manual_seed(plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
         model.train()
         sums = MetricSums(plan.task, plan.spec.label)
-        for step, (x_num, x_cat, y) in enumerate(train_data.train_epoch(epoch)):
+        for step, (batch, y) in enumerate(train_data.train_epoch(epoch)):
             if step >= usable_steps:
                 break
             if fault == (epoch, step, backend.rank):
@@ -118,11 +130,11 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             global_step = epoch * usable_steps + step
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(global_step, warmup_steps, plan.lr, target_lr)
-            x_num, x_cat, y = x_num.to(device), x_cat.to(device), y.to(device)
+            batch, y = _to_device(batch, device), y.to(device)
             last_micro = (step + 1) % plan.backward_passes_per_step == 0
             with contextlib.nullcontext() if last_micro else backend.no_sync(model):
-                logits = model(x_num, x_cat)
-                loss = loss_fn(plan.task, logits, y)
+                logits = model(batch)
+                loss = training_loss(logits, y)
                 (loss / plan.backward_passes_per_step).backward()
             sums.update(logits.detach(), y)
             if last_micro:
@@ -223,8 +235,8 @@ def _evaluate(
     model.eval()
     sums = MetricSums(task, label)
     with torch.no_grad():
-        for x_num, x_cat, y in loader.eval_batches():
-            sums.update(model(x_num.to(device), x_cat.to(device)), y.to(device))
+        for batch, y in loader.eval_batches():
+            sums.update(model(_to_device(batch, device)), y.to(device))
     return MetricSums.finalize(task, backend.allreduce_sum(sums.as_tensor(), name), prefix)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
+from pipeline.worker.user_code import CodeArchive
 
 # Called by rank 0 once per epoch with the epoch's metrics record and the epoch index (MLflow logging lives
 # behind it, on the driver's side of the design; the rank only calls it).
@@ -24,7 +25,7 @@ class TrainPlan:
     layout: Layout
     run_id: str  # names the checkpoint folder (the MLflow run id when tracked)
     spec: FeatureSpec
-    model: dict
+    model: dict  # {"type", "factory": "module:function", "params"} (pipeline/stages/plan.py resolves it)
     epochs: int
     batch_size: int
     lr: float
@@ -40,6 +41,8 @@ class TrainPlan:
     shuffle_buffer_rows: int
     max_steps_per_epoch: int | None
     seed: int
+    loss: str | None  # a user's "module:function", or null for the task's loss
+    model_code: CodeArchive | None = None  # train.model.code, zipped on the driver (not a TrainConfig field)
 
     @property
     def checkpoint_dir(self) -> str:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 
 from pipeline.data.split import SPLIT
 from pipeline.errors import ScoringError, TrackingError
 from pipeline.layout import Layout
 from pipeline.stages import registry, tracking
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, serve_and_predict
 from tests.helpers import run_score as run_score_job
 
 pytestmark = pytest.mark.integration
@@ -112,51 +109,7 @@ def test_spark_udf_matches_in_process_predict(trained_flights, spark):
 def test_rest_serving_gives_the_same_predictions(trained_flights, spark):
     config, outcome = trained_flights
     rows = clean_rows(spark, config, limit=20)[outcome.spec.input_columns]
-    port = free_port()
-    venv_bin = str(Path(sys.executable).parent)  # `mlflow models serve` execs uvicorn from PATH
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking.resolve_uri(config.tracking.uri),
-        "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}",
-    }
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            outcome.model.uri,
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    if server.poll() is not None:
-        pytest.fail("mlflow models serve exited at once")
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, "mlflow models serve exited before it answered /ping"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(1)
-        else:
-            pytest.fail("mlflow models serve did not come up within 120 s")
-        payload = {"dataframe_split": json.loads(rows.to_json(orient="split", date_format="iso", index=False))}
-        response = requests.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=60)
-        assert response.status_code == 200, response.text[:500]
-        served = pd.DataFrame(response.json()["predictions"])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    served = serve_and_predict(outcome.model.uri, rows, tracking.resolve_uri(config.tracking.uri))
     local = registry.load_pyfunc(outcome.model.uri).predict(rows)
     np.testing.assert_allclose(served["probability"], local["probability"], atol=1e-6)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config.schema import TrainConfig
-from pipeline.stages.plan import DRIVER_ONLY, build_plan, configured_settings
+from pipeline.stages.plan import DRIVER_ONLY, build_plan, configured_settings, resolved_model
 from pipeline.worker.plan import TrainPlan
 from tests.helpers import ROOT, write_features
 
@@ -116,7 +116,7 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
     plan = build_plan(config, spec, layout, "run-1")
     for name in set(TrainConfig.model_fields) - DRIVER_ONLY:
         expected = getattr(config.train, name)
-        expected = expected.model_dump() if name == "model" else expected
+        expected = resolved_model(expected) if name == "model" else expected
         assert getattr(plan, name) == expected, name
     assert plan.checkpoint_dir == f"{tmp_path}/checkpoints/run-1"
 

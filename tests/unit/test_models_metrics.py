@@ -6,18 +6,40 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from pipeline.model.networks import LinearModel, TabularMLP, build_model
+from pipeline.model.factory import BUILTIN_FACTORIES, build_network
+from pipeline.model.inputs import ModelInputs, TensorInput
+from pipeline.model.networks import LinearModel, TabularMLP
 from pipeline.worker.metrics import MetricSums, auc_from_histograms
 
-MLP = {"type": "mlp", "hidden": [16, 8], "activation": "gelu", "dropout": 0.1, "norm": "batch"}
+MLP = {
+    "factory": BUILTIN_FACTORIES["mlp"],
+    "params": {"hidden": [16, 8], "activation": "gelu", "dropout": 0.1, "norm": "batch"},
+}
 
 
-def test_models_output_shapes():
-    x_num, x_cat = torch.randn(5, 3), torch.randint(0, 4, (5, 2))
-    mlp = build_model(MLP, 3, [4, 4], 1)
-    assert isinstance(mlp, TabularMLP) and mlp(x_num, x_cat).shape == (5, 1)
-    linear = build_model({"type": "linear"}, 3, [4, 4], 3)
-    assert isinstance(linear, LinearModel) and linear(x_num, x_cat).shape == (5, 3)
+def inputs(num_numeric: int, cardinalities: list[int], task="binary", out=1) -> ModelInputs:
+    tensors = {}
+    if num_numeric:
+        tensors["numeric"] = TensorInput("numeric", (num_numeric,), "float32", ())
+    if cardinalities:
+        tensors["categorical"] = TensorInput("categorical", (len(cardinalities),), "int64", (), tuple(cardinalities))
+    return ModelInputs(tensors, task, out)
+
+
+def test_builtin_factories_take_the_batch_mapping():
+    batch = {"numeric": torch.randn(5, 3), "categorical": torch.randint(0, 4, (5, 2))}
+    mlp = build_network(MLP, inputs(3, [4, 4]))
+    assert isinstance(mlp, TabularMLP) and mlp(batch).shape == (5, 1)
+    linear = build_network({"factory": BUILTIN_FACTORIES["linear"], "params": {}}, inputs(3, [4, 4], "multiclass", 3))
+    assert isinstance(linear, LinearModel) and linear(batch).shape == (5, 3)
+
+
+def test_builtins_work_with_only_one_kind_of_column():
+    only_categorical = {"categorical": torch.randint(0, 4, (5, 2))}
+    assert build_network(MLP, inputs(0, [4, 4]))(only_categorical).shape == (5, 1)
+    linear = build_network({"factory": BUILTIN_FACTORIES["linear"], "params": {}}, inputs(0, [4, 4]))
+    assert linear(only_categorical).shape == (5, 1)
+    assert build_network(MLP, inputs(3, []))({"numeric": torch.randn(5, 3)}).shape == (5, 1)
 
 
 def test_histogram_auc_close_to_exact():
