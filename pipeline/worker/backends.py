@@ -1,7 +1,8 @@
 """What differs between Horovod and torch DDP, behind one declared interface (RankBackend) used by the loop.
 
 Runs in the training ranks. Each backend supplies: process-group init, rank/size/local_rank, the distributed
-optimizer or model wrapper, broadcast of initial parameters and optimizer state from rank 0, a sum-allreduce,
+optimizer or model wrapper, broadcast of initial parameters and optimizer state (and of buffers such as batch
+norm's running statistics) from rank 0, a sum-allreduce,
 and object allgather/broadcast. The driver picks one through the table in pipeline/stages/launch.py.
 """
 
@@ -25,6 +26,8 @@ class RankBackend(Protocol):
     def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int) -> tuple[Any, Any]: ...
 
     def broadcast_state(self, model, optimizer) -> None: ...
+
+    def broadcast_buffers(self, model) -> None: ...
 
     def no_sync(self, model) -> contextlib.AbstractContextManager: ...
 
@@ -65,6 +68,9 @@ class HorovodBackend:
     def broadcast_state(self, model, optimizer) -> None:
         self.hvd.broadcast_parameters(model.state_dict(), root_rank=0)
         self.hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+
+    def broadcast_buffers(self, model) -> None:
+        self.hvd.broadcast_parameters(list(model.named_buffers()), root_rank=0)
 
     def no_sync(self, model):
         # Horovod counts backward passes itself (backward_passes_per_step); nothing to suspend.
@@ -126,6 +132,10 @@ class DDPBackend:
         self.dist.broadcast_object_list(payload, src=0)
         if self.rank != 0:
             optimizer.load_state_dict(payload[0])
+
+    def broadcast_buffers(self, model) -> None:
+        for buffer in model.buffers():
+            self.dist.broadcast(buffer, src=0)
 
     def no_sync(self, model):
         return model.no_sync()

@@ -144,6 +144,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         train_metrics = MetricSums.finalize(
             plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
         )
+        _sync_buffers(model, backend)
         val_metrics = _evaluate(model, val_data, plan.spec.label, backend, device, f"val{epoch}", "val")
         seconds = time.perf_counter() - started
         epoch_seconds.append(seconds)
@@ -219,6 +220,15 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
     # finishes last, which was sometimes rank 1's.
     return backend.broadcast_object(result)
+
+
+def _sync_buffers(model, backend: RankBackend) -> None:
+    """Rank 0's buffers everywhere before evaluating: batch norm's running statistics are updated from each rank's
+    own batches (Horovod never averages them), so without this every rank would evaluate a slightly different
+    model, and a resumed run (whose ranks all restart from rank 0's checkpoint) would report other metrics than
+    an uninterrupted one. Afterwards every rank holds exactly the model rank 0 checkpoints and registers."""
+    if any(True for _ in unwrap(model).buffers()):  # same architecture on every rank: all call it, or none
+        backend.broadcast_buffers(unwrap(model))
 
 
 def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -> float:

@@ -162,14 +162,20 @@ def test_jobs_on_standalone_cluster_with_tracking_server(standalone_cluster, fli
     _submit(cluster, "prepare.py", *small, env=env)
     assert Path(Layout.from_config(PipelineConfig(work_dir=str(work))).prepared.spec_file).exists()
 
-    train = _submit(
-        cluster, "train.py", *small, "--set", "train.epochs=2", "--set", "train.model.hidden=[64,64]", env=env
-    )
+    # A user's own network (examples/custom_model), its folder named relative to the submit directory: the code
+    # reaches the ranks in other executor JVMs inside the plan, and the scoring executors inside the model.
+    user_model = [
+        *("--set", "train.model.type=custom", "--set", "train.model.factory=tabular_resnet:build"),
+        *("--set", "train.model.code=examples/custom_model/tabular_resnet"),
+        *("--set", "train.model.params={width: 32, blocks: 1}"),
+    ]
+    train = _submit(cluster, "train.py", *small, "--set", "train.epochs=2", *user_model, env=env)
     assert "epoch 2/2" in train.stdout + train.stderr
 
     client = MlflowClient(tracking_uri=cluster["tracking_uri"])
     champion = client.get_model_version_by_alias("flights-delay", "champion")
     run = client.get_run(champion.run_id)
+    assert run.data.params["resolved.train.model.factory"] == "tabular_resnet:build"
     executors = run.data.tags["train.executors"].split(",")
     assert len(executors) == 2 and "driver" not in executors, executors  # one Horovod rank per executor JVM
     assert run.data.metrics["test_auc"] > 0.6
