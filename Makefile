@@ -41,8 +41,8 @@ test: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check pipeline jobs tests benchmarks
-	$(BIN)/ruff format --check pipeline jobs tests benchmarks
+	$(BIN)/ruff check pipeline jobs tests benchmarks examples
+	$(BIN)/ruff format --check pipeline jobs tests benchmarks examples
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow.db) --host 127.0.0.1 --port 5000

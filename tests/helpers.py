@@ -126,3 +126,30 @@ def serve_and_predict(model_uri: str, rows, tracking_uri: str, env_extra: dict |
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def assert_same_weights(path_a: str, path_b: str) -> None:
+    """Two saved state_dicts are bit-identical (exact resume)."""
+    import torch
+
+    weights_a = torch.load(path_a, weights_only=True)
+    weights_b = torch.load(path_b, weights_only=True)
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key
+
+
+def udf_predictions(spark, model_uri: str, rows, key: str, columns: list[str]):
+    """Binary predictions of the registered model through mlflow's spark_udf on 3 partitions, in `rows`' order."""
+    import mlflow
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    result_type = T.StructType(
+        [T.StructField("probability", T.DoubleType()), T.StructField("prediction", T.LongType())]
+    )
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+    frame = spark.createDataFrame(rows[[key, *columns]]).repartition(3)
+    scored = frame.select(key, udf(F.struct(*[F.col(c) for c in columns])).alias("p"))
+    by_udf = scored.select(key, "p.probability", "p.prediction").toPandas().set_index(key)
+    return by_udf.loc[rows[key]]

@@ -16,14 +16,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from pipeline import faults
 from pipeline.data.split import SPLIT
 from pipeline.errors import TrainingError
 from pipeline.layout import Layout
 from pipeline.stages import registry, tracking
-from tests.helpers import ROOT, run_train, serve_and_predict
+from tests.helpers import ROOT, assert_same_weights, run_train, serve_and_predict, udf_predictions
 
 pytestmark = pytest.mark.integration
 EXAMPLE = ROOT / "examples" / "custom_model" / "tabular_resnet"
@@ -77,11 +76,7 @@ def test_killed_worker_then_rerun_resumes_exactly(spark, train_config_factory, t
     monkeypatch.delenv(faults.ENV)
     resumed = run_train(spark, config)
     assert resumed.result.resumed_from_epoch == 1
-    weights_a = torch.load(uninterrupted.result.best_model_path, weights_only=True)
-    weights_b = torch.load(resumed.result.best_model_path, weights_only=True)
-    assert weights_a.keys() == weights_b.keys()
-    for key in weights_a:
-        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert_same_weights(uninterrupted.result.best_model_path, resumed.result.best_model_path)
     assert resumed.result.test_metrics == uninterrupted.result.test_metrics
 
 
@@ -121,22 +116,12 @@ def test_model_loads_where_the_users_folder_is_not(trained_resnet, spark, tmp_pa
 
 
 def test_spark_udf_and_rest_match_in_process_predict(trained_resnet, spark):
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     config, outcome = trained_resnet
     tracking.configure(config.tracking, config.spark.master)
     rows = clean_rows(spark, config, 2000)
     columns = outcome.spec.input_columns
     local = registry.load_pyfunc(outcome.model.uri).predict(rows[columns])
-    result_type = T.StructType(
-        [T.StructField("probability", T.DoubleType()), T.StructField("prediction", T.LongType())]
-    )
-    udf = mlflow.pyfunc.spark_udf(spark, outcome.model.uri, result_type=result_type, env_manager="local")
-    frame = spark.createDataFrame(rows[["flight_id", *columns]]).repartition(3)
-    scored = frame.select("flight_id", udf(F.struct(*[F.col(c) for c in columns])).alias("p"))
-    by_udf = scored.select("flight_id", "p.probability", "p.prediction").toPandas().set_index("flight_id")
-    by_udf = by_udf.loc[rows["flight_id"]]
+    by_udf = udf_predictions(spark, outcome.model.uri, rows, "flight_id", columns)
     np.testing.assert_allclose(by_udf["probability"].to_numpy(), local["probability"].to_numpy(), atol=1e-6, rtol=0)
     assert (by_udf["prediction"].to_numpy() == local["prediction"].to_numpy()).all()
 

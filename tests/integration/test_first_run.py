@@ -19,6 +19,7 @@ import pytest
 from pipeline.config.load import load_config
 from pipeline.layout import Layout
 from pipeline.stages import registry, tracking
+from pipeline.stages.plan import resolved_model
 from pipeline.stages.threshold import choose_threshold
 from pipeline.stages.train import clean_split_rows
 from tests.helpers import ROOT, run_prepare, run_score, run_train
@@ -139,7 +140,7 @@ def test_small_binary_text_label_with_defaults(spark, tmp_path):
     layout = Layout.from_config(config)
     validation = clean_split_rows(spark, layout, prepared.spec, "val")
     threshold = choose_threshold(
-        prepared.spec, config.train.model.model_dump(), outcome.result.best_model_path, validation
+        prepared.spec, resolved_model(config.train.model), outcome.result.best_model_path, validation
     )
     tracking.configure(config.tracking, config.spark.master)
     scores = registry.load_pyfunc(outcome.model.uri).predict(validation[prepared.spec.input_columns])["probability"]

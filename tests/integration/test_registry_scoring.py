@@ -16,7 +16,8 @@ from pipeline.data.split import SPLIT
 from pipeline.errors import ScoringError, TrackingError
 from pipeline.layout import Layout
 from pipeline.stages import registry, tracking
-from tests.helpers import ROOT, serve_and_predict
+from pipeline.stages.plan import resolved_model
+from tests.helpers import ROOT, serve_and_predict, udf_predictions
 from tests.helpers import run_score as run_score_job
 
 pytestmark = pytest.mark.integration
@@ -84,23 +85,12 @@ def test_registered_model_carries_only_the_model_package(trained_flights):
 
 
 def test_spark_udf_matches_in_process_predict(trained_flights, spark):
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     config, outcome = trained_flights
     tracking.configure(config.tracking, config.spark.master)
     rows = clean_rows(spark, config)
     columns = outcome.spec.input_columns
-    result_type = T.StructType(
-        [T.StructField("probability", T.DoubleType()), T.StructField("prediction", T.LongType())]
-    )
-    udf = mlflow.pyfunc.spark_udf(spark, outcome.model.uri, result_type=result_type, env_manager="local")
-    frame = spark.createDataFrame(rows[["flight_id", *columns]]).repartition(3)
-    scored = frame.select("flight_id", udf(F.struct(*[F.col(c) for c in columns])).alias("p"))
-    by_udf = scored.select("flight_id", "p.probability", "p.prediction").toPandas().set_index("flight_id")
+    by_udf = udf_predictions(spark, outcome.model.uri, rows, "flight_id", columns)
     local = registry.load_pyfunc(outcome.model.uri).predict(rows[columns])
-    local.index = rows["flight_id"]
-    by_udf = by_udf.loc[local.index]
     np.testing.assert_allclose(by_udf["probability"].to_numpy(), local["probability"].to_numpy(), atol=1e-6, rtol=0)
     assert (by_udf["prediction"].to_numpy() == local["prediction"].to_numpy()).all()
     assert len(local) == 3000
@@ -123,7 +113,7 @@ def test_promotion_needs_a_better_test_metric(trained_flights, spark):
         mlflow.log_metric("test_auc", 0.51)  # worse than the champion's
         worse = registry.log_and_register(
             outcome.spec,
-            config.train.model.model_dump(),
+            resolved_model(config.train.model),
             outcome.result.best_model_path,
             config.tracking.model_name,
             rows,

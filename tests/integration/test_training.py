@@ -8,7 +8,6 @@ from pathlib import Path
 
 import horovod.spark
 import pytest
-import torch
 
 from pipeline import faults
 from pipeline.errors import TrainingError
@@ -19,7 +18,7 @@ from pipeline.stages.launch import horovod_env
 from pipeline.stages.plan import build_plan
 from pipeline.worker.backends import HorovodBackend
 from pipeline.worker.entry import run_rank
-from tests.helpers import run_train, write_features
+from tests.helpers import assert_same_weights, run_train, write_features
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +59,7 @@ def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config
     resumed = run_train(spark, config)
     assert resumed.result.resumed_from_epoch == 1  # epoch 0 was checkpointed, epoch 1 was not
     assert resumed.result.epochs_run == uninterrupted.result.epochs_run == 3
-    weights_a = torch.load(uninterrupted.result.best_model_path, weights_only=True)
-    weights_b = torch.load(resumed.result.best_model_path, weights_only=True)
-    assert weights_a.keys() == weights_b.keys()
-    for key in weights_a:
-        assert torch.equal(weights_a[key], weights_b[key]), key
+    assert_same_weights(uninterrupted.result.best_model_path, resumed.result.best_model_path)
     assert resumed.result.test_metrics == uninterrupted.result.test_metrics
 
 
