@@ -186,6 +186,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from pipeline.stages import tune
+
+    config = _load(args)
+    outcome = _with_spark(config, lambda spark, layout: tune.run(spark, config, layout, args.force_promote))
+    counts = ", ".join(f"{n} {state}" for state, n in outcome.counts.items())
+    log.info("---- tune finished: study %s (%s) in %.0fs ----", outcome.study_name, counts, outcome.seconds)
+    if outcome.best is None:
+        log.info("no trial completed: nothing registered")
+        return 0
+    log.info(
+        "best: trial %d %s=%.4f with %s", outcome.best.number, outcome.metric, outcome.best.value, outcome.best.params
+    )
+    if outcome.model is not None:
+        log.info("registered %s version %s: %s", outcome.model.name, outcome.model.version, outcome.promotion.reason)
+    return 0
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
@@ -242,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="start a new run even if an unfinished one can resume")
     p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless of metrics")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="search tune.space with Optuna: each trial a distributed training run")
+    _add_config_args(p)
+    p.add_argument("--force-promote", action="store_true", help="make the best trial's model @champion regardless")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("score", help="score one date (or all input) with the registered model (spark_udf)")
     _add_config_args(p)

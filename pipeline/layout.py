@@ -110,6 +110,19 @@ class Layout:
     def stale_prepared_glob(self) -> str:
         return f"{self.prepared.root}.staging-*"
 
+    @property
+    def tune_dir(self) -> str:
+        """The study's default Optuna storage and the best trial's settings as a YAML overlay."""
+        return f"{self.work_dir}/tune"
+
+    @property
+    def tune_storage(self) -> str:
+        return f"sqlite:///{self.tune_dir}/optuna.db"
+
+    @property
+    def tune_best_overlay(self) -> str:
+        return f"{self.tune_dir}/best_params.yaml"
+
     def checkpoints(self, run_id: str) -> str:
         """One training run's checkpoints (rank 0 writes, every rank reads on resume)."""
         return f"{self.work_dir}/checkpoints/{run_id}"

@@ -194,3 +194,31 @@ def _check_split(split: SplitConfig) -> None:
 
 def dump_yaml(config: PipelineConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def nested_dict(values: dict[str, Any]) -> dict:
+    """{"train.model.hidden": [8]} -> {"train": {"model": {"hidden": [8]}}} (a YAML overlay of dotted keys)."""
+    out: dict = {}
+    for dotted, value in values.items():
+        node = out
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
+
+
+def with_values(config: PipelineConfig, values: dict[str, Any], origin: str) -> PipelineConfig:
+    """The config with dotted keys set (a tuning trial's parameters), validated like a loaded one.
+
+    Raises:
+        ConfigError: naming the key, `origin` (where the values came from), the bad value and the fix.
+    """
+    provenance: dict[str, str] = {}
+    merged = _merge(copy.deepcopy(config.to_dict()), nested_dict(values), origin, provenance)
+    try:
+        changed = PipelineConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), provenance)) from None
+    _check_cross_field(changed)
+    return changed

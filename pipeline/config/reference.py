@@ -16,6 +16,9 @@ from pydantic_core import PydanticUndefined
 from pipeline.config.schema import PipelineConfig
 
 
+DICT_KEY_NAMES = {"space": "<setting>"}  # what the keys of a mapping field are, where they are not columns
+
+
 def reference_rows(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) for every field, nested sections flattened to dotted keys."""
     rows = []
@@ -27,6 +30,7 @@ def reference_rows(model: type[BaseModel] = PipelineConfig, prefix: str = "") ->
             continue
         rows.append((key, _type_name(field.annotation), _default(field), field.description or ""))
         if nested is not None:
+            suffix = suffix.replace("<column>", DICT_KEY_NAMES.get(name, "<column>"))
             rows += reference_rows(nested, key + suffix.rstrip(".") + ".")
     return rows
 

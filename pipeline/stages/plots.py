@@ -101,3 +101,32 @@ def regression_figures(y_true: np.ndarray, predictions: np.ndarray) -> dict[str,
     ax.set(title="predicted vs actual (test)", xlabel="actual", ylabel="predicted")
     figures["predicted_vs_actual.png"] = fig
     return figures
+
+
+def study_figures(study) -> dict:
+    """Optuna's own matplotlib plots of a study: optimisation history, parameter importance, parallel coordinates.
+
+    A plot that needs more finished trials than the study has (importance needs two complete trials) is left out
+    with a log line instead of failing the tune run.
+    """
+    import logging
+    import warnings
+
+    from optuna.visualization import matplotlib as optuna_plots
+
+    figures = {}
+    for name, make in (
+        ("optimization_history.png", optuna_plots.plot_optimization_history),
+        ("param_importances.png", optuna_plots.plot_param_importances),
+        ("parallel_coordinate.png", optuna_plots.plot_parallel_coordinate),
+    ):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                axes = make(study)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            logging.getLogger(__name__).info("tune plot %s left out: %s", name, exc)
+            continue
+        axes = axes.flat[0] if hasattr(axes, "flat") else axes
+        figures[name] = axes.get_figure()
+    return figures

@@ -23,18 +23,21 @@ class StageRun:
 
 
 @contextlib.contextmanager
-def tracked_stage(config: PipelineConfig, stage: str, resume: bool = False) -> Iterator[StageRun]:
+def tracked_stage(
+    config: PipelineConfig, stage: str, resume: bool = False, parent_run_id: str | None = None
+) -> Iterator[StageRun]:
     """Run the body inside an MLflow run for `stage`; an unreachable store fails before any work.
 
     Args:
         resume: re-open the newest unfinished run of this stage whose config hash matches, if there is one.
+        parent_run_id: nest under this run although no run is active in this thread (a parallel tuning trial).
     """
     uri = tracking.configure(config.tracking, config.spark.master)
     experiment_id = tracking.ensure_experiment(config.tracking)
     resume_id = None
     if resume:
         resume_id = tracking.find_resumable_run(experiment_id, stage, tracking.config_hash(config))
-    run = tracking.start_run(experiment_id, stage, config, run_id=resume_id)
+    run = tracking.start_run(experiment_id, stage, config, run_id=resume_id, parent_run_id=parent_run_id)
     try:
         yield StageRun(run.info.run_id, uri, resume_id is not None)
     except BaseException:

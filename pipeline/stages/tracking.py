@@ -129,16 +129,33 @@ def find_resumable_run(experiment_id: str, stage: str, cfg_hash: str) -> str | N
 
 
 def start_run(
-    experiment_id: str, stage: str, config: PipelineConfig, run_id: str | None = None, execution_id: str | None = None
+    experiment_id: str,
+    stage: str,
+    config: PipelineConfig,
+    run_id: str | None = None,
+    execution_id: str | None = None,
+    parent_run_id: str | None = None,
 ):
-    """Start (or re-open) a run and log the effective config as params + YAML artifact, commit and tags."""
+    """Start (or re-open) a run and log the effective config as params + YAML artifact, commit and tags.
+
+    It nests under the active run, or under `parent_run_id` (another thread's run: MLflow's active run is
+    per thread).
+    """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     parent = mlflow.active_run()
+    if parent is None and parent_run_id is not None:
+        parent = MlflowClient().get_run(parent_run_id)
     nested = parent is not None
     if run_id is not None:
         return mlflow.start_run(run_id=run_id, nested=nested)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=stage, nested=nested)
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=stage,
+        nested=nested,
+        parent_run_id=parent.info.run_id if parent is not None else None,
+    )
     execution = (
         parent.data.tags.get(TAG_PIPELINE_ID, parent.info.run_id)
         if parent
@@ -188,6 +205,36 @@ def log_dict(data: dict, artifact_path: str) -> None:
     import mlflow
 
     mlflow.log_dict(data, artifact_path)
+
+
+def load_dict(run_id: str, artifact_path: str) -> dict:
+    import mlflow
+
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_path}")
+
+
+def log_text(text: str, artifact_path: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_path)
+
+
+def find_runs(config: TrackingConfig, tags: dict[str, str]) -> list[str]:
+    """Ids of the experiment's runs that carry all these tags (a failed tuning trial's train run)."""
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = ensure_experiment(config)
+    where = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    return [run.info.run_id for run in MlflowClient().search_runs([experiment_id], filter_string=where)]
+
+
+def set_run_tags(run_id: str, tags: dict[str, str]) -> None:
+    """Tags on a run that is not this thread's active one (a tuning trial's outcome, set by the study)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def log_file(path: str, artifact_dir: str | None = None) -> None:

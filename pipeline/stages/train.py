@@ -20,9 +20,12 @@ from pipeline.stages.registry import Promotion, RegisteredModel
 from pipeline.stages.threshold import choose_threshold
 from pipeline.stages.tracked import tracked_stage
 from pipeline.worker.metrics import higher_is_better
-from pipeline.worker.plan import RankResult, TrainPlan
+from pipeline.worker.plan import EpochCallback, EpochCallbacks, RankResult, TrainPlan
 
 log = logging.getLogger(__name__)
+
+
+RESULT_ARTIFACT = "training/result.json"
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,10 @@ class TrainResult:
     run_id: str
     result: RankResult
     spec: FeatureSpec
-    model: RegisteredModel
-    promotion: Promotion
+    model: RegisteredModel | None  # None when registration was left to the caller (a tuning trial)
+    promotion: Promotion | None
     monitor: str  # the validation metric that picked the best epoch (train.monitor, or the task's default)
+    max_epochs: int  # train.epochs as resolved (early stopping or a pruner may end sooner)
 
 
 def load_prepared_spec(layout: Layout) -> FeatureSpec:
@@ -45,25 +49,43 @@ def load_prepared_spec(layout: Layout) -> FeatureSpec:
     return FeatureSpec.load(path)
 
 
-def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, force_promote: bool = False) -> TrainResult:
+def run(
+    spark,
+    config: PipelineConfig,
+    layout: Layout,
+    fresh: bool = False,
+    force_promote: bool = False,
+    register: bool = True,
+    on_epoch: EpochCallback | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> TrainResult:
     """Train with config.train.backend; re-running after a failure resumes the same MLflow run.
 
+    Args:
+        register: register and promote the best weights (a tuning trial leaves that to the study).
+        on_epoch: called in rank 0 after each epoch besides the MLflow logger (a trial's pruner).
+        parent_run_id: the run this one nests under when no run is active in this thread (parallel trials).
+        tags: set on the run first thing (a tuning trial's study and number, to find it even when it fails).
+
     Raises:
-        DataError: prepare has not run. ConfigError: a batch too large for the data. TrainingError: slots or
-        worker failure. TrackingError: MLflow.
+        DataError: prepare has not run. ConfigError: a batch too large for the data, a broken model.
+        TrainingError: slots or worker failure. TrackingError: MLflow.
     """
     spec = load_prepared_spec(layout)
     check_slots(spark, config.train.num_proc)  # this check and the next run before any MLflow run exists
-    settings = rank_settings(config, spec, layout)
-    check = check_model(config.train, settings["model"], spec)  # a broken model fails here, in seconds
-    with tracked_stage(config, "train", resume=not fresh) as stage:
+    plan_settings = rank_settings(config, spec, layout)
+    check = check_model(config.train, plan_settings["model"], spec)  # a broken model fails here, in seconds
+    with tracked_stage(config, "train", resume=not fresh, parent_run_id=parent_run_id) as stage:
+        if tags:
+            tracking.set_tags(tags)
         if stage.resumed:
             where = layout.checkpoints(stage.run_id)
             log.info("re-opening unfinished train run %s (checkpoints in %s)", stage.run_id, where)
         else:
             tracking.log_file(layout.prepared.spec_file, "data")
             tracking.log_file(layout.prepared.report_file, "data")
-        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, model_code=check.code, **settings)
+        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, model_code=check.code, **plan_settings)
         if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
             tracking.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
             tracking.log_params(
@@ -78,7 +100,9 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
             plan.threads_per_worker,
             plan.batch_size,
         )
-        result = launch(spark, plan, config.train, MlflowEpochLogger(stage.tracking_uri, stage.run_id))
+        logger = MlflowEpochLogger(stage.tracking_uri, stage.run_id)
+        callbacks = EpochCallbacks((logger, on_epoch)) if on_epoch is not None else logger
+        result = launch(spark, plan, config.train, callbacks)
         tracking.log_metrics(
             {
                 f"best_{plan.monitor}": result.best_metric,
@@ -86,12 +110,26 @@ def run(spark, config: PipelineConfig, layout: Layout, fresh: bool = False, forc
                 **result.test_metrics,
             }
         )
-        tracking.log_dict(asdict(result), "training/result.json")  # includes "workers": where each rank ran
+        tracking.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
         where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
         log.info("ranks ran on: %s", where)
         tracking.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
-        model, promotion = _register_and_evaluate(spark, config, layout, plan, result, force_promote)
-    return TrainResult(stage.run_id, result, spec, model, promotion, plan.monitor)
+        model, promotion = None, None
+        if register:
+            model, promotion = register_and_evaluate(spark, config, layout, plan, result, force_promote)
+    return TrainResult(stage.run_id, result, spec, model, promotion, plan.monitor, plan.epochs)
+
+
+def load_result(run_id: str) -> RankResult:
+    """A finished train run's RankResult, from the artifact `run` logged (a study's best trial, registered later)."""
+    return RankResult(**tracking.load_dict(run_id, RESULT_ARTIFACT))
+
+
+def plan_for(config: PipelineConfig, layout: Layout, spec: FeatureSpec, run_id: str) -> TrainPlan:
+    """The plan a train run with this config used (settings and shipped code), to register its weights later."""
+    settings = rank_settings(config, spec, layout)
+    check = check_model(config.train, settings["model"], spec)
+    return TrainPlan(layout=layout, run_id=run_id, spec=spec, model_code=check.code, **settings)
 
 
 def clean_split_rows(spark, layout: Layout, spec: FeatureSpec, split: str, limit: int = 200_000):
@@ -105,10 +143,10 @@ def clean_split_rows(spark, layout: Layout, spec: FeatureSpec, split: str, limit
     return rows.limit(limit).toPandas()
 
 
-def _register_and_evaluate(
+def register_and_evaluate(
     spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, result: RankResult, force: bool
 ) -> tuple[RegisteredModel, Promotion]:
-    """Register the best weights as a pyfunc, plot its test behaviour, and decide on promotion."""
+    """Register the best weights as a pyfunc in the active run, plot its test behaviour, decide on promotion."""
     spec = plan.spec
     model_config = dict(plan.model)
     if spec.label.task == "binary":

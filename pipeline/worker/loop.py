@@ -115,6 +115,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     stopped_early = best["bad_epochs"] >= plan.patience
     epoch_seconds: list[float] = []
     fault = faults.train_step_fault()  # the test seam; None in production
+    stopped_by_callback = False
     for epoch in range(start_epoch, plan.epochs):
         if stopped_early:
             break
@@ -173,7 +174,13 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         else:
             best["bad_epochs"] += 1
         stopped_early = best["bad_epochs"] >= plan.patience
+        asked_to_stop = False
         if rank0:
+            # Callbacks (MLflow metrics, a trial's pruner) before the checkpoint: a process killed in between
+            # repeats this epoch on resume rather than leaving it without metrics. The progress line comes
+            # last, so it means "done and saved".
+            if on_epoch is not None:
+                asked_to_stop = bool(on_epoch(record, epoch))
             save_checkpoint(
                 plan.checkpoint_dir,
                 {
@@ -188,8 +195,12 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
                 },
             )
             _log_epoch(plan, record, epoch, epoch_seconds)
-            if on_epoch is not None:
-                on_epoch(record, epoch)
+        # Every rank got the same callback, so all of them take part in this broadcast, or none does.
+        if on_epoch is not None and backend.broadcast_object(asked_to_stop):
+            stopped_by_callback = True
+            if rank0:
+                log.info("stopping after epoch %d: an epoch callback asked to (a pruned trial)", epoch + 1)
+            break
     # Best weights everywhere (identical across ranks, since every rank applied the same averaged updates).
     if best["weights"] is not None:
         unwrap(model).load_state_dict(best["weights"])
@@ -216,6 +227,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             world_size=backend.size,
             steps_per_epoch=usable_steps,
             workers=workers,
+            stopped_by_callback=stopped_by_callback,
         )
     # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
     # finishes last, which was sometimes rank 1's.

@@ -13,9 +13,21 @@ from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
 from pipeline.worker.user_code import CodeArchive
 
-# Called by rank 0 once per epoch with the epoch's metrics record and the epoch index (MLflow logging lives
-# behind it, on the driver's side of the design; the rank only calls it).
-EpochCallback = Callable[[dict, int], None]
+# Called by rank 0 once per epoch with the epoch's metrics record and the epoch index (MLflow logging, a tuning
+# trial's pruner: built on the driver, the rank only calls it). A true result stops training after this epoch on
+# every rank (a pruned trial); None or False goes on.
+EpochCallback = Callable[[dict, int], bool | None]
+
+
+@dataclass(frozen=True)
+class EpochCallbacks:
+    """Several callbacks as one, called in order; training stops when any of them asks to."""
+
+    callbacks: tuple[EpochCallback, ...]
+
+    def __call__(self, record: dict, epoch: int) -> bool:
+        stops = [bool(callback(record, epoch)) for callback in self.callbacks]
+        return any(stops)
 
 
 @dataclass(frozen=True)
@@ -68,3 +80,4 @@ class RankResult:
     world_size: int
     steps_per_epoch: int
     workers: list[dict]  # where each rank ran (pipeline/worker/placement.py)
+    stopped_by_callback: bool = False  # an epoch callback asked to stop (a pruned tuning trial)

@@ -1,0 +1,324 @@
+"""The tune stage on the driver: an Optuna study whose trials are real distributed training runs.
+
+Each trial samples tune.space (search_space.py), trains through the train stage (Horovod or DDP, the configured
+num_proc) as a nested MLflow run under one `tune` run, and reports every epoch's validation metric to the
+pruner from rank 0 (trial_pruner.py). A failed trial is recorded with its reason and the study goes on. The study
+lives in Optuna storage, so a killed tune resumes: trials left RUNNING by the dead process are marked failed and
+re-queued with the same values, which re-opens their unfinished train run and continues from its checkpoint.
+At the end the best trial's weights are registered (@candidate) and promoted by the usual rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline.config.load import nested_dict, with_values
+from pipeline.config.schema import PipelineConfig
+from pipeline.errors import ConfigError, DataError, PipelineError, TrainingError
+from pipeline.layout import Layout
+from pipeline.stages import plots, tracking
+from pipeline.stages import train as train_stage
+from pipeline.stages.launch import available_slots
+from pipeline.stages.plan import MONITOR_BY_TASK
+from pipeline.stages.registry import Promotion, RegisteredModel
+from pipeline.stages.search_space import check_space, decode, suggest
+from pipeline.stages.tracked import tracked_stage
+from pipeline.stages.trial_pruner import TrialPruner
+from pipeline.worker.metrics import higher_is_better
+
+log = logging.getLogger(__name__)
+TAG_STUDY, TAG_TRIAL, TAG_STATE, TAG_REASON = "tune.study", "tune.trial", "tune.state", "tune.failure"
+INTERRUPTED = "interrupted"  # user attr of a trial whose process died; it does not count towards tune.trials
+VAL_METRICS = {
+    "binary": ("val_loss", "val_auc", "val_accuracy"),
+    "multiclass": ("val_loss", "val_accuracy"),
+    "regression": ("val_loss", "val_rmse", "val_mae"),
+}
+
+
+class TrialFailed(PipelineError):
+    """A trial's own failure (its reason is recorded); caught by the study, which goes on."""
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    number: int
+    state: str  # complete | pruned | failed
+    value: float | None
+    params: dict
+    train_run_id: str | None
+    epochs_run: int | None
+    max_epochs: int | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    study_name: str
+    metric: str
+    run_id: str | None  # the tune run; None when the study had already finished (a no-op rerun)
+    trials: list[TrialSummary]
+    best: TrialSummary | None
+    model: RegisteredModel | None = None
+    promotion: Promotion | None = None
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def tuned_metric(config: PipelineConfig, task: str) -> str:
+    metric = config.tune.metric or config.train.monitor or MONITOR_BY_TASK[task]
+    if metric not in VAL_METRICS[task]:
+        raise ConfigError(
+            f"tune.metric={metric!r} is not a validation metric of a {task} task. Fix: one of "
+            f"{', '.join(VAL_METRICS[task])}"
+        )
+    return metric
+
+
+def check_parallel_slots(spark, config: PipelineConfig) -> None:
+    """parallel x num_proc ranks run at once: fail before the first trial when the slots are not there."""
+    needed = config.tune.parallel * config.train.num_proc
+    slots, source = available_slots(spark)
+    if needed > slots:
+        raise TrainingError(
+            f"tune.parallel={config.tune.parallel} trials x train.num_proc={config.train.num_proc} workers need "
+            f"{needed} task slots, but the Spark application has {slots} ({source}). Fix: lower tune.parallel to "
+            f"{max(1, slots // config.train.num_proc)} or give Spark more cores"
+        )
+
+
+def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = False) -> TuneResult:
+    """Run (or resume) the study, then register and promote the best trial's model.
+
+    Raises:
+        ConfigError: a bad search space or metric, before any trial. TrainingError: not enough task slots.
+        DataError: prepare has not run. TrackingError: MLflow.
+    """
+    import optuna
+
+    started = time.perf_counter()
+    check_space(config)
+    spec = train_stage.load_prepared_spec(layout)
+    metric = tuned_metric(config, spec.label.task)
+    check_parallel_slots(spark, config)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _open_study(config, layout, metric)
+    requeued = _requeue_interrupted(study)
+    remaining = config.tune.trials - len(_counted(study))
+    if remaining <= 0 and not requeued:
+        log.info("study %s already has its %d trials: nothing to run", study.study_name, config.tune.trials)
+        return _result(study, config, metric, None, time.perf_counter() - started)
+
+    with tracked_stage(config, "tune", resume=True) as stage:
+        tracking.set_tags({TAG_STUDY: study.study_name})
+        objective = _Objective(spark, config, layout, metric, study.study_name, _storage(config, layout), stage.run_id)
+        log.info(
+            "study %s: %d trial(s) to run (%d at a time), optimising %s",
+            study.study_name,
+            max(remaining, 0) + len(requeued),
+            config.tune.parallel,
+            metric,
+        )
+        study.optimize(
+            objective,
+            n_trials=max(remaining, 0) + len(requeued),
+            timeout=config.tune.timeout_s,
+            n_jobs=config.tune.parallel,
+            catch=(TrialFailed,),
+        )
+        result = _result(study, config, metric, stage.run_id, time.perf_counter() - started)
+        _log_study(study, result, layout)
+        if result.best is not None:
+            best_config = with_values(config, result.best.params, f"tune best trial {result.best.number}")
+            model, promotion = _register_best(spark, best_config, layout, result.best, force_promote)
+            result = TuneResult(**{**result.__dict__, "model": model, "promotion": promotion})
+    return result
+
+
+class _Objective:
+    """One trial: sample, train as a nested run (pruned from rank 0), return the best epoch's metric."""
+
+    def __init__(self, spark, config, layout, metric, study_name, storage, parent_run_id):
+        self.spark, self.config, self.layout, self.metric = spark, config, layout, metric
+        self.study_name, self.storage, self.parent_run_id = study_name, storage, parent_run_id
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        values = suggest(trial, self.config.tune.space)
+        log.info("trial %d: %s", trial.number, values)
+        tags = {TAG_STUDY: self.study_name, TAG_TRIAL: str(trial.number)}
+        try:
+            trial_config = with_values(self.config, values, f"tune trial {trial.number}")
+            pruner = None
+            if self.config.tune.pruner != "none":
+                pruner = TrialPruner(self.storage, self.study_name, trial._trial_id, self.metric)
+            outcome = train_stage.run(
+                self.spark,
+                trial_config,
+                self.layout,
+                register=False,
+                on_epoch=pruner,
+                parent_run_id=self.parent_run_id,
+                tags=tags,
+            )
+        except (ConfigError, DataError, TrainingError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
+            trial.set_user_attr("failure", reason)
+            self._record_failure(tags, reason, values)
+            log.warning("trial %d failed: %s", trial.number, reason)
+            raise TrialFailed(reason) from None
+        history = outcome.result.history
+        trial.set_user_attr("train_run_id", outcome.run_id)
+        trial.set_user_attr("epochs_run", outcome.result.epochs_run)
+        trial.set_user_attr("max_epochs", outcome.max_epochs)
+        values_seen = [r[self.metric] for r in history if r.get(self.metric) == r.get(self.metric)]  # not NaN
+        if not values_seen:
+            raise TrialFailed(f"no finite {self.metric} in any epoch")
+        best = max(values_seen) if higher_is_better(self.metric) else min(values_seen)
+        state = "pruned" if outcome.result.stopped_by_callback else "complete"
+        tracking.set_run_tags(outcome.run_id, {TAG_STATE: state, f"tune.{self.metric}": f"{best:.6f}"})
+        if state == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {outcome.result.epochs_run}")
+        return best
+
+    def _record_failure(self, tags: dict[str, str], reason: str, values: dict) -> None:
+        """Tag the trial's train run when it exists, else record the trial as a run of its own."""
+        failed = tracking.find_runs(self.config.tracking, tags)
+        for run_id in failed:
+            tracking.set_run_tags(run_id, {TAG_STATE: "failed", TAG_REASON: reason})
+        if failed:
+            return
+        with contextlib.suppress(TrialFailed):
+            with tracked_stage(self.config, "trial", parent_run_id=self.parent_run_id):
+                tracking.set_tags({**tags, TAG_STATE: "failed", TAG_REASON: reason})
+                tracking.log_params({f"trial.{k}": v for k, v in values.items()})
+                raise TrialFailed(reason)  # ends this record FAILED
+
+
+def _storage(config: PipelineConfig, layout: Layout) -> str:
+    if config.tune.storage:
+        return config.tune.storage
+    Path(layout.tune_dir).mkdir(parents=True, exist_ok=True)
+    return layout.tune_storage
+
+
+def _open_study(config: PipelineConfig, layout: Layout, metric: str):
+    import optuna
+
+    tune = config.tune
+    if tune.pruner == "median":
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_epochs
+        )
+    elif tune.pruner == "successive_halving":
+        pruner = optuna.pruners.SuccessiveHalvingPruner()
+    else:
+        pruner = optuna.pruners.NopPruner()
+    return optuna.create_study(
+        study_name=tune.study_name or f"{config.tracking.model_name}-tune",
+        storage=_storage(config, layout),
+        sampler=optuna.samplers.TPESampler(seed=tune.seed),
+        pruner=pruner,
+        direction="maximize" if higher_is_better(metric) else "minimize",
+        load_if_exists=True,
+    )
+
+
+def _requeue_interrupted(study) -> list[int]:
+    """Trials a dead process left RUNNING: mark them failed (interrupted) and queue their values again."""
+    from optuna.trial import TrialState
+
+    requeued = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.enqueue_trial(trial.params, skip_if_exists=False)
+        requeued.append(trial.number)
+        log.warning("trial %d was interrupted (its process died); queued again with the same values", trial.number)
+    return requeued
+
+
+def _counted(study) -> list:
+    """Finished trials that count towards tune.trials (interrupted ones were re-queued instead)."""
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [t for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(INTERRUPTED)]
+
+
+def _result(study, config: PipelineConfig, metric: str, run_id: str | None, seconds: float) -> TuneResult:
+    from optuna.trial import TrialState
+
+    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+    summaries = []
+    for trial in _counted(study):
+        summaries.append(
+            TrialSummary(
+                number=trial.number,
+                state=names[trial.state],
+                value=trial.value,
+                params=decode(trial.params, config.tune.space),
+                train_run_id=trial.user_attrs.get("train_run_id"),
+                epochs_run=trial.user_attrs.get("epochs_run"),
+                max_epochs=trial.user_attrs.get("max_epochs"),
+                reason=trial.user_attrs.get("failure"),
+            )
+        )
+    complete = [s for s in summaries if s.state == "complete"]
+    best = None
+    if complete:
+        pick = max if higher_is_better(metric) else min
+        best = pick(complete, key=lambda s: s.value)
+    counts = {state: sum(s.state == state for s in summaries) for state in ("complete", "pruned", "failed")}
+    return TuneResult(study.study_name, metric, run_id, summaries, best, seconds=seconds, counts=counts)
+
+
+def _log_study(study, result: TuneResult, layout: Layout) -> None:
+    """Counts, the pruner's saving, the best values as a YAML overlay, and Optuna's plots, in the tune run."""
+    trained = [s for s in result.trials if s.epochs_run is not None]
+    epochs_run = sum(s.epochs_run for s in trained)
+    epochs_max = sum(s.max_epochs for s in trained)
+    metrics = {f"trials_{state}": count for state, count in result.counts.items()}
+    metrics |= {"epochs_run": epochs_run, "epochs_budget": epochs_max, "tune_seconds": result.seconds}
+    if epochs_max:
+        metrics["pruned_epoch_share"] = 1 - epochs_run / epochs_max
+    if result.best is not None:
+        metrics[f"best_{result.metric}"] = result.best.value
+        overlay = yaml.safe_dump(nested_dict(result.best.params), sort_keys=False)
+        header = (
+            f"# best trial {result.best.number} of study {result.study_name}: {result.metric}={result.best.value:.5f}\n"
+        )
+        Path(layout.tune_best_overlay).parent.mkdir(parents=True, exist_ok=True)
+        Path(layout.tune_best_overlay).write_text(header + overlay, encoding="utf-8")
+        tracking.log_text(header + overlay, "tune/best_params.yaml")
+        tracking.set_tags(
+            {"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id}
+        )
+    tracking.log_metrics(metrics)
+    tracking.log_dict({"trials": [s.__dict__ for s in result.trials]}, "tune/trials.json")
+    for name, figure in plots.study_figures(study).items():
+        tracking.log_figure(figure, f"tune/{name}")
+    log.info(
+        "study %s: %s; best %s",
+        result.study_name,
+        ", ".join(f"{n} {state}" for state, n in result.counts.items()),
+        f"trial {result.best.number} {result.metric}={result.best.value:.4f} {result.best.params}"
+        if result.best
+        else "none (no trial completed)",
+    )
+
+
+def _register_best(spark, config: PipelineConfig, layout: Layout, best: TrialSummary, force: bool):
+    """Register the best trial's weights from its finished train run, in the tune run, and promote as usual."""
+    spec = train_stage.load_prepared_spec(layout)
+    rank_result = train_stage.load_result(best.train_run_id)
+    plan = train_stage.plan_for(config, layout, spec, best.train_run_id)
+    tracking.log_metrics(rank_result.test_metrics)  # promotion compares the registering run's test metric
+    return train_stage.register_and_evaluate(spark, config, layout, plan, rank_result, force)
