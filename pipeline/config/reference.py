@@ -15,7 +15,6 @@ from pydantic_core import PydanticUndefined
 
 from pipeline.config.schema import PipelineConfig
 
-
 DICT_KEY_NAMES = {"space": "<setting>"}  # what the keys of a mapping field are, where they are not columns
 
 
