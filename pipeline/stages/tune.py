@@ -29,7 +29,7 @@ from pipeline.stages.plan import MONITOR_BY_TASK
 from pipeline.stages.registry import Promotion, RegisteredModel
 from pipeline.stages.search_space import check_space, decode, suggest
 from pipeline.stages.tracked import tracked_stage
-from pipeline.stages.trial_pruner import TrialPruner
+from pipeline.stages.trial_pruner import TrialPruner, build_pruner
 from pipeline.worker.metrics import higher_is_better
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,9 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
     check_parallel_slots(spark, config)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(config, layout, metric)
-    requeued = _requeue_interrupted(study)
-    remaining = config.tune.trials - len(_counted(study))
-    if remaining <= 0 and not requeued:
+    _requeue_interrupted(study)
+    remaining = config.tune.trials - len(_counted(study))  # re-queued trials are among these (not counted)
+    if remaining <= 0:
         log.info("study %s already has its %d trials: nothing to run", study.study_name, config.tune.trials)
         return _result(study, config, metric, None, time.perf_counter() - started)
 
@@ -121,13 +121,13 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
         log.info(
             "study %s: %d trial(s) to run (%d at a time), optimising %s",
             study.study_name,
-            max(remaining, 0) + len(requeued),
+            remaining,
             config.tune.parallel,
             metric,
         )
         study.optimize(
             objective,
-            n_trials=max(remaining, 0) + len(requeued),
+            n_trials=remaining,
             timeout=config.tune.timeout_s,
             n_jobs=config.tune.parallel,
             catch=(TrialFailed,),
@@ -158,7 +158,8 @@ class _Objective:
             trial_config = with_values(self.config, values, f"tune trial {trial.number}")
             pruner = None
             if self.config.tune.pruner != "none":
-                pruner = TrialPruner(self.storage, self.study_name, trial._trial_id, self.metric)
+                settings = _pruner_settings(self.config)
+                pruner = TrialPruner(self.storage, self.study_name, trial._trial_id, self.metric, settings)
             outcome = train_stage.run(
                 self.spark,
                 trial_config,
@@ -209,18 +210,15 @@ def _storage(config: PipelineConfig, layout: Layout) -> str:
     return layout.tune_storage
 
 
+def _pruner_settings(config: PipelineConfig) -> tuple[str, int, int]:
+    return config.tune.pruner, config.tune.pruner_startup_trials, config.tune.pruner_warmup_epochs
+
+
 def _open_study(config: PipelineConfig, layout: Layout, metric: str):
     import optuna
 
     tune = config.tune
-    if tune.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(
-            n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_epochs
-        )
-    elif tune.pruner == "successive_halving":
-        pruner = optuna.pruners.SuccessiveHalvingPruner()
-    else:
-        pruner = optuna.pruners.NopPruner()
+    pruner = build_pruner(*_pruner_settings(config))
     return optuna.create_study(
         study_name=tune.study_name or f"{config.tracking.model_name}-tune",
         storage=_storage(config, layout),

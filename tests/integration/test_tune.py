@@ -6,6 +6,7 @@ a study whose process was killed with SIGKILL mid-trial, and the slot check for 
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
@@ -88,7 +89,12 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(
     spark, train_config_factory, prepared_flights, flights_raw, tmp_path
 ):
     overrides = tune_overrides(
-        tmp_path, "study-b", "tune.trials=1", "tune.space={train.lr: {loguniform: [0.001, 0.01]}}"
+        tmp_path,
+        "study-b",
+        "tune.trials=1",
+        "tune.space={train.lr: {loguniform: [0.001, 0.01]}}",
+        "train.batch_size=128",  # longer epochs, so the kill lands inside the trial
+        "train.max_steps_per_epoch=150",
     )
     config = train_config_factory(*overrides)
     base = [f"work_dir={config.work_dir}", "spark.shuffle_partitions=4", f"tracking.uri={config.tracking.uri}"]
@@ -97,15 +103,17 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(
     for item in base + overrides:
         command += ["--set", item]
     env = {**os.environ, "RAW_DIR": str(flights_raw)}
+    started = time.time()
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    try:
+    checkpoints = Layout.from_config(config).checkpoints("*")
+    try:  # SIGKILL the whole process group (driver, JVM, ranks) as soon as the first epoch is checkpointed
         deadline = time.monotonic() + 240
-        for line in process.stdout:  # kill the whole process group once epoch 1 is checkpointed
-            if "epoch 1/3" in line or time.monotonic() > deadline:
-                break
-        assert time.monotonic() <= deadline, "the tune process never finished an epoch"
+        while not any(os.path.getmtime(p) > started for p in glob.glob(f"{checkpoints}/last.pt")):
+            assert process.poll() is None, "the tune process ended before its first checkpoint"
+            assert time.monotonic() < deadline, "the tune process never checkpointed an epoch"
+            time.sleep(0.2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
