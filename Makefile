@@ -45,6 +45,7 @@ lint: setup
 	$(BIN)/ruff format --check pipeline jobs tests benchmarks examples
 
 mlflow-ui: setup
+	@echo "open: $$($(BIN)/python -m pipeline ui-link --conf conf/flights.yaml --conf conf/local.yaml 2>/dev/null)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath work/mlflow.db) --host 127.0.0.1 --port 5000
 
 # All benchmarks (about 10 min on 2 cores once data/bench/ exists), then one summary.json + summary.md and the table in benchmarks/README.md.

@@ -157,21 +157,34 @@ def _summary(config, outcome) -> None:
         verdict = "beats" if promotion.beats_baseline else "does NOT beat"
         log.info("         %s the constant baseline: %s %.4f", verdict, promotion.metric, promotion.baseline_metric)
     log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
-    _ui_hint(config.tracking.uri)
+    _ui_hint(config)
 
 
-def _ui_hint(uri: str) -> None:
-    """How to open this run's MLflow UI: the Makefile target for the demo's store, else the exact command."""
+def _ui_hint(config) -> None:
+    """How to open the MLflow UI on this experiment's runs table: the Makefile target for the demo's store, else
+    the exact command, then the direct link."""
     from pathlib import Path
 
-    from pipeline.stages.tracking import resolve_uri
+    from pipeline.stages.tracking import resolve_uri, runs_table_url
 
+    uri = config.tracking.uri
     if uri.startswith(("http://", "https://")):
-        log.info("MLflow UI: %s", uri)
-    elif Path("Makefile").exists() and resolve_uri(uri) == resolve_uri("sqlite:///work/mlflow.db"):
-        log.info("MLflow UI: make mlflow-ui, then open http://127.0.0.1:5000")
+        log.info("MLflow UI: %s", runs_table_url(config.tracking, uri))
+        return
+    if Path("Makefile").exists() and resolve_uri(uri) == resolve_uri("sqlite:///work/mlflow.db"):
+        log.info("MLflow UI: make mlflow-ui, then open %s", runs_table_url(config.tracking))
     else:
         log.info("MLflow UI: mlflow ui --backend-store-uri %s --host 127.0.0.1 --port 5000", resolve_uri(uri))
+        log.info("then open %s", runs_table_url(config.tracking))
+
+
+def _cmd_ui_link(args: argparse.Namespace) -> int:
+    from pipeline.stages import tracking
+
+    config = _load(args)
+    tracking.configure(config.tracking, config.spark.master)
+    sys.stdout.write(tracking.runs_table_url(config.tracking, args.base_url) + "\n")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -260,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="start a new run even if an unfinished one can resume")
     p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless of metrics")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("ui-link", help="print the MLflow UI link that opens this experiment on its training runs")
+    _add_config_args(p)
+    p.add_argument("--base-url", default="http://127.0.0.1:5000", help="where the UI runs (default: make mlflow-ui's)")
+    p.set_defaults(func=_cmd_ui_link)
 
     p = sub.add_parser("tune", help="search tune.space with Optuna: each trial a distributed training run")
     _add_config_args(p)

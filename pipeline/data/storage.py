@@ -12,6 +12,7 @@ from pipeline.errors import DataError
 class FileInfo:
     path: str
     size: int
+    modified_ms: int = 0  # modification time, milliseconds since the epoch
 
 
 class Storage:
@@ -37,9 +38,9 @@ class Storage:
                 iterator = fs.listFiles(status.getPath(), True)
                 while iterator.hasNext():
                     child = iterator.next()
-                    found.append(FileInfo(child.getPath().toString(), child.getLen()))
+                    found.append(FileInfo(child.getPath().toString(), child.getLen(), child.getModificationTime()))
             else:
-                found.append(FileInfo(status.getPath().toString(), status.getLen()))
+                found.append(FileInfo(status.getPath().toString(), status.getLen(), status.getModificationTime()))
         return sorted(
             (f for f in found if not f.path.rsplit("/", 1)[-1].startswith(("_", "."))),
             key=lambda f: f.path,

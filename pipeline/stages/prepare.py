@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.prepare import PrepareResult, prepare_data
 from pipeline.layout import Layout
-from pipeline.stages import tracking
+from pipeline.stages import datasets, tracking
 from pipeline.stages.tracked import tracked_stage
 
 
@@ -25,4 +25,6 @@ def run(spark, config: PipelineConfig, layout: Layout) -> PrepareResult:
         )
         for path in (layout.prepared.report_file, layout.prepared.spec_file):
             tracking.log_file(path, "data")
+        rows = {name: counts["read"] for name, counts in report.counts.sources.items()}
+        datasets.log_inputs(datasets.raw_sources(spark, config, rows) + datasets.prepared(spark, layout))
     return result

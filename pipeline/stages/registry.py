@@ -146,6 +146,16 @@ def _shipped_code(folder: Path) -> Path:
     return package
 
 
+def describe_version(model: RegisteredModel, description: str, tags: dict[str, str]) -> None:
+    """A version's description and tags (test metrics, data digests, commit, promotion), shown in the registry UI."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    client.update_model_version(model.name, model.version, description=description)
+    for key, value in tags.items():
+        client.set_model_version_tag(model.name, model.version, key, value)
+
+
 def promote(
     model: RegisteredModel, metric: str, higher_is_better: bool, force: bool, baseline: float | None = None
 ) -> Promotion:

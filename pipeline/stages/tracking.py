@@ -76,17 +76,36 @@ def _check_server(uri: str) -> None:
         ) from None
 
 
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(tracking: TrackingConfig) -> str:
-    """Experiment id, created with the configured artifact root when missing."""
+    """Experiment id, created with the configured artifact root when missing, marked as a model-training one."""
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(tracking.experiment)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+            mlflow.tracking.MlflowClient().set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND
+            )
         return experiment.experiment_id
     artifact_root = tracking.artifact_root
     if ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/ pass through)
         artifact_root = Path(artifact_root).absolute().as_uri()
-    return mlflow.create_experiment(tracking.experiment, artifact_location=artifact_root)
+    return mlflow.create_experiment(
+        tracking.experiment, artifact_location=artifact_root, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND}
+    )
+
+
+def runs_table_url(tracking: TrackingConfig, base_url: str = "http://127.0.0.1:5000") -> str:
+    """The UI link that opens the experiment on its training runs table.
+
+    MLflow 3.17's UI chooses an experiment's first page from a per-browser "workflow type" that defaults to GenAI
+    (an empty traces Overview for us); the experiment tag set by ensure_experiment is what later UI versions
+    read. `?workflowType=machine_learning` in the link picks the runs table in either.
+    """
+    return f"{base_url.rstrip('/')}/#/experiments/{ensure_experiment(tracking)}?workflowType=machine_learning"
 
 
 def config_hash(config: PipelineConfig) -> str:
@@ -128,6 +147,9 @@ def find_resumable_run(experiment_id: str, stage: str, cfg_hash: str) -> str | N
     return None
 
 
+SYSTEM_METRIC_STAGES = frozenset({"train"})
+
+
 def start_run(
     experiment_id: str,
     stage: str,
@@ -148,13 +170,15 @@ def start_run(
     if parent is None and parent_run_id is not None:
         parent = MlflowClient().get_run(parent_run_id)
     nested = parent is not None
+    system_metrics = stage in SYSTEM_METRIC_STAGES  # CPU, memory (GPU when present) in the run's System metrics
     if run_id is not None:
-        return mlflow.start_run(run_id=run_id, nested=nested)
+        return mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=system_metrics)
     run = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=stage,
         nested=nested,
         parent_run_id=parent.info.run_id if parent is not None else None,
+        log_system_metrics=system_metrics,
     )
     execution = (
         parent.data.tags.get(TAG_PIPELINE_ID, parent.info.run_id)

@@ -10,7 +10,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.errors import DataError
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
-from pipeline.stages import plots, registry, tracking
+from pipeline.stages import datasets, plots, registry, tracking
 from pipeline.stages.baseline import constant_baseline
 from pipeline.stages.epoch_logger import MlflowEpochLogger
 from pipeline.stages.launch import check_slots, launch
@@ -85,6 +85,8 @@ def run(
         else:
             tracking.log_file(layout.prepared.spec_file, "data")
             tracking.log_file(layout.prepared.report_file, "data")
+            used = datasets.raw_sources(spark, config, datasets.source_rows(layout)) + datasets.prepared(spark, layout)
+            datasets.log_inputs(used)
         plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, model_code=check.code, **plan_settings)
         if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
             tracking.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
@@ -180,6 +182,18 @@ def register_and_evaluate(
         tracking.log_metrics({f"baseline_{metric}": baseline})
     decision = registry.promote(model, metric, higher_is_better(metric), force, baseline)
     tracking.log_dict(asdict(decision), "registry/promotion.json")
+    registry.describe_version(
+        model,
+        _version_description(config, plan, result, decision),
+        {
+            **{f"metric.{k}": f"{v:.6f}" for k, v in result.test_metrics.items()},
+            **{f"data.{k}": v for k, v in datasets.digests(datasets.prepared(spark, layout)).items()},
+            "git.commit": tracking.git_commit(),
+            "model.factory": plan.model["factory"],
+            "promotion.promoted": str(decision.promoted),
+            "promotion.reason": decision.reason[:500],
+        },
+    )
     tracking.set_tags(
         {
             "registry.model": model.name,
@@ -189,3 +203,13 @@ def register_and_evaluate(
         }
     )
     return model, decision
+
+
+def _version_description(config: PipelineConfig, plan: TrainPlan, result: RankResult, decision: Promotion) -> str:
+    """The registered version's description: what it is, how good, why it was (not) promoted."""
+    tests = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+    return (
+        f"{plan.model['type']} model ({plan.model['factory']}) predicting {plan.spec.label.column} "
+        f"({plan.task}), trained with {config.train.backend} on {result.world_size} workers; best epoch "
+        f"{result.best_epoch + 1} by {plan.monitor}. Test: {tests}. Promotion: {decision.reason}."
+    )
