@@ -148,6 +148,7 @@ def find_resumable_run(experiment_id: str, stage: str, cfg_hash: str) -> str | N
 
 
 SYSTEM_METRIC_STAGES = frozenset({"train"})
+SYSTEM_METRICS_INTERVAL_S = 5  # MLflow's default is 10 s; a short run would show a single point
 
 
 def start_run(
@@ -171,6 +172,8 @@ def start_run(
         parent = MlflowClient().get_run(parent_run_id)
     nested = parent is not None
     system_metrics = stage in SYSTEM_METRIC_STAGES  # CPU, memory (GPU when present) in the run's System metrics
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     if run_id is not None:
         return mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=system_metrics)
     run = mlflow.start_run(

@@ -284,9 +284,13 @@ def _log_study(study, result: TuneResult, layout: Layout) -> None:
     epochs_run = sum(s.epochs_run for s in trained)
     epochs_max = sum(s.max_epochs for s in trained)
     metrics = {f"trials_{state}": count for state, count in result.counts.items()}
+    pruned_away = sum(s.max_epochs - s.epochs_run for s in trained if s.state == "pruned")
     metrics |= {"epochs_run": epochs_run, "epochs_budget": epochs_max, "tune_seconds": result.seconds}
     if epochs_max:
-        metrics["pruned_epoch_share"] = 1 - epochs_run / epochs_max
+        # Early stopping and the pruner together; the pruner alone saved at most `pruned_away` epochs (a pruned
+        # trial might also have stopped early by itself).
+        metrics["epochs_saved_share"] = 1 - epochs_run / epochs_max
+        metrics["epochs_pruned_share_max"] = pruned_away / epochs_max
     if result.best is not None:
         metrics[f"best_{result.metric}"] = result.best.value
         overlay = yaml.safe_dump(nested_dict(result.best.params), sort_keys=False)

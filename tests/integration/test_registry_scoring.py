@@ -45,6 +45,7 @@ def test_run_has_plots_config_spec_and_aliases(trained_flights):
     run = client.get_run(outcome.run_id)
     assert run.data.tags["mlflow.source.git.commit"]
     assert run.data.params["train.num_proc"] == "2"
+    assert any(key.startswith("system/cpu") for key in run.data.metrics)  # the System metrics tab has data
     version = client.get_model_version_by_alias(config.tracking.model_name, "champion")
     assert str(version.version) == outcome.model.version == "1"
     assert str(client.get_model_version_by_alias(config.tracking.model_name, "candidate").version) == "1"
