@@ -82,7 +82,17 @@ def tuned_metric(config: PipelineConfig, task: str) -> str:
 
 
 def check_parallel_slots(spark, config: PipelineConfig) -> None:
-    """parallel x num_proc ranks run at once: fail before the first trial when the slots are not there."""
+    """parallel x num_proc ranks run at once: fail before the first trial when the slots are not there.
+
+    Parallel trials run in driver threads; horovod.spark.run installs signal handlers, which Python allows only
+    in the main thread, so parallel trials take the torch_distributor backend.
+    """
+    if config.tune.parallel > 1 and config.train.backend == "horovod":
+        raise ConfigError(
+            f"tune.parallel={config.tune.parallel} runs trials in threads of the driver, and horovod.spark.run works "
+            "only from its main thread. Fix: set train.backend=torch_distributor for parallel trials, or "
+            "tune.parallel=1"
+        )
     needed = config.tune.parallel * config.train.num_proc
     slots, source = available_slots(spark)
     if needed > slots:

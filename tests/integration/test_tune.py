@@ -18,7 +18,7 @@ import optuna
 import pytest
 import yaml
 
-from pipeline.errors import TrainingError
+from pipeline.errors import ConfigError, TrainingError
 from pipeline.layout import Layout
 from pipeline.stages import tracking, tune
 from tests.helpers import ROOT
@@ -137,8 +137,12 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(
 
 
 def test_parallel_trials_need_the_slots_before_the_first_trial(spark, train_config_factory, tmp_path):
+    space = "tune.space={train.lr: {uniform: [0.001, 0.01]}}"
+    horovod = train_config_factory(*tune_overrides(tmp_path, "study-c", "tune.parallel=2", space))
+    with pytest.raises(ConfigError, match="Fix: set train.backend=torch_distributor for parallel trials"):
+        tune.run(spark, horovod, Layout.from_config(horovod))
     config = train_config_factory(
-        *tune_overrides(tmp_path, "study-c", "tune.parallel=2", "tune.space={train.lr: {uniform: [0.001, 0.01]}}")
+        *tune_overrides(tmp_path, "study-c", "tune.parallel=2", "train.backend=torch_distributor", space)
     )
     started = time.monotonic()
     with pytest.raises(TrainingError) as err:
