@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -147,7 +147,7 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
         if result.best is not None:
             best_config = with_values(config, result.best.params, f"tune best trial {result.best.number}")
             model, promotion = _register_best(spark, best_config, layout, result.best, force_promote)
-            result = TuneResult(**{**result.__dict__, "model": model, "promotion": promotion})
+            result = replace(result, model=model, promotion=promotion)
     return result
 
 
@@ -314,7 +314,7 @@ def _log_study(study, result: TuneResult, layout: Layout) -> None:
             {"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id}
         )
     tracking.log_metrics(metrics)
-    tracking.log_dict({"trials": [s.__dict__ for s in result.trials]}, "tune/trials.json")
+    tracking.log_dict({"trials": [asdict(s) for s in result.trials]}, "tune/trials.json")
     for name, figure in plots.study_figures(study).items():
         tracking.log_figure(figure, f"tune/{name}")
     log.info(
