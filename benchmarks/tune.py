@@ -1,0 +1,142 @@
+"""Tuning on the flights demo: the 12-trial study of conf/flights_tune.yaml, pruned vs the same trials unpruned.
+
+Needs the demo's prepared data (`make demo`). Runs `python -m pipeline tune` twice, each in its own process and
+with its own MLflow store and Optuna storage under a temporary folder:
+1. the study as configured (median pruner);
+2. the same trial values, queued in a second study with `tune.pruner=none`.
+Epochs run and wall time come from each study's `tune` run. HistGradientBoosting on the same feature columns
+(train split -> test split) is the tabular reference. Writes benchmarks/results/tune.json.
+
+    .venv/bin/python benchmarks/tune.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CONFS = ["conf/flights.yaml", "conf/local.yaml", "conf/flights_tune.yaml"]
+
+
+def run_study(store: Path, study: str, *overrides: str) -> dict:
+    """One `tune` process; returns its tune run's metrics and the trials."""
+    import mlflow
+
+    command = [sys.executable, "-m", "pipeline", "tune"]
+    for conf in CONFS:
+        command += ["--conf", conf]
+    settings = [
+        f"tracking.uri=sqlite:///{store}/mlflow.db",
+        f"tracking.artifact_root={store}/artifacts",
+        f"tracking.model_name=bench-{study}",
+        f"tune.storage=sqlite:///{store}/optuna.db",
+        f"tune.study_name={study}",
+        *overrides,
+    ]
+    for item in settings:
+        command += ["--set", item]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seconds = time.perf_counter() - started
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    runs = mlflow.search_runs(
+        experiment_names=["flights-delay"],
+        filter_string=f"tags.`tune.study` = '{study}' and tags.`pipeline.stage` = 'tune'",
+    )
+    run_id = runs["run_id"].iloc[0]
+    metrics = mlflow.get_run(run_id).data.metrics
+    trials = mlflow.artifacts.load_dict(f"runs:/{run_id}/tune/trials.json")["trials"]
+    return {"process_seconds": seconds, "metrics": metrics, "trials": trials}
+
+
+def default_training(store: Path) -> dict:
+    """The untuned default (conf/flights.yaml as `make demo` trains it), in the same run: its test AUC."""
+    import mlflow
+
+    command = [sys.executable, "-m", "pipeline", "train", "--conf", CONFS[0], "--conf", CONFS[1]]
+    for item in (f"tracking.uri=sqlite:///{store}/mlflow.db", f"tracking.artifact_root={store}/artifacts"):
+        command += ["--set", item]
+    command += ["--set", "tracking.model_name=bench-default"]
+    subprocess.run(command, cwd=ROOT, check=True)
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    runs = mlflow.search_runs(
+        experiment_names=["flights-delay"],
+        filter_string="tags.`pipeline.stage` = 'train' and tags.`registry.model` = 'bench-default'",
+    )
+    return {"test_auc": float(runs["metrics.test_auc"].iloc[0])}
+
+
+def queue_same_trials(store: Path, source: str, target: str) -> None:
+    import optuna
+
+    storage = f"sqlite:///{store}/optuna.db"
+    trials = optuna.load_study(study_name=source, storage=storage).trials
+    copy = optuna.create_study(study_name=target, storage=storage, direction="maximize")
+    for trial in trials:
+        copy.enqueue_trial(trial.params)
+
+
+def gradient_boosting_reference() -> dict:
+    """HistGradientBoosting on the prepared feature columns (categorical indices as categories): test AUC."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from pipeline.config.schema import PipelineConfig
+    from pipeline.layout import Layout
+    from pipeline.model.spec import FeatureSpec
+
+    prepared = Layout.from_config(PipelineConfig(work_dir="work")).prepared
+    spec = FeatureSpec.load(prepared.spec_file)
+    columns = spec.numeric_columns + spec.categorical_columns
+    train = pd.read_parquet(prepared.features("train"), columns=[*columns, "label"])
+    test = pd.read_parquet(prepared.features("test"), columns=[*columns, "label"])
+    categorical = [c in spec.categorical_columns for c in columns]
+    model = HistGradientBoostingClassifier(categorical_features=categorical, random_state=0)
+    model.fit(train[columns], train["label"])
+    return {"test_auc": float(roc_auc_score(test["label"], model.predict_proba(test[columns])[:, 1]))}
+
+
+def main() -> None:
+    if not (ROOT / "work" / "prepared" / "feature_spec.json").exists():
+        raise SystemExit("no prepared demo data in work/prepared: run `make demo` first")
+    store = Path(tempfile.mkdtemp(prefix="tune-bench-"))
+    default = default_training(store)
+    pruned = run_study(store, "pruned")
+    queue_same_trials(store, "pruned", "unpruned")
+    unpruned = run_study(store, "unpruned", "tune.pruner=none")
+    reference = gradient_boosting_reference()
+    result = {
+        "default_mlp": default,
+        "hist_gradient_boosting": reference,
+        "pruned": pruned,
+        "unpruned_same_trials": unpruned,
+        "epochs_pruned_vs_unpruned": pruned["metrics"]["epochs_run"] / unpruned["metrics"]["epochs_run"],
+        "seconds_pruned_vs_unpruned": pruned["metrics"]["tune_seconds"] / unpruned["metrics"]["tune_seconds"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tune.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(
+        json.dumps(
+            {
+                "default_test_auc": default["test_auc"],
+                "best_test_auc_pruned": pruned["metrics"].get("test_auc"),
+                "best_test_auc_unpruned": unpruned["metrics"].get("test_auc"),
+                "hgb_test_auc": reference["test_auc"],
+                "epochs_pruned_vs_unpruned": result["epochs_pruned_vs_unpruned"],
+                "seconds_pruned_vs_unpruned": result["seconds_pruned_vs_unpruned"],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
