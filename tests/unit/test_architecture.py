@@ -34,7 +34,9 @@ def _imported_after(module: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", [*_modules("worker"), "pipeline.stages.epoch_logger"])
+@pytest.mark.parametrize(
+    "module", [*_modules("worker"), "pipeline.stages.epoch_logger", "pipeline.stages.trial_pruner"]
+)
 def test_rank_side_modules_import_no_spark_config_or_tracking(module):
     loaded = _imported_after(module)
     assert not [m for m in FORBIDDEN_IN_RANKS if m in loaded], f"{module} pulls in {sorted(loaded)}"
