@@ -123,7 +123,11 @@ def load_config(
         for key in reversed(keys):
             nested = {key: nested}
         merged = _merge(merged, nested, f"--set {item}", provenance)
-    merged = _interpolate(merged, "")
+    return _validated(_interpolate(merged, ""), provenance)
+
+
+def _validated(merged: dict, provenance: dict[str, str]) -> PipelineConfig:
+    """Types and bounds (pydantic), then the checks across sections; errors name the key and where it was set."""
     try:
         config = PipelineConfig.model_validate(merged)
     except ValidationError as exc:
@@ -216,9 +220,4 @@ def with_values(config: PipelineConfig, values: dict[str, Any], origin: str) -> 
     """
     provenance: dict[str, str] = {}
     merged = _merge(copy.deepcopy(config.to_dict()), nested_dict(values), origin, provenance)
-    try:
-        changed = PipelineConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(), provenance)) from None
-    _check_cross_field(changed)
-    return changed
+    return _validated(merged, provenance)

@@ -17,21 +17,10 @@ from pathlib import Path
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.storage import Storage
 from pipeline.layout import Layout
+from pipeline.stages.registry import SPARK_TO_MLFLOW
 
 log = logging.getLogger(__name__)
-_MLFLOW_TYPES = {
-    "double": "double",
-    "float": "float",
-    "int": "integer",
-    "smallint": "integer",
-    "tinyint": "integer",
-    "bigint": "long",
-    "string": "string",
-    "boolean": "boolean",
-    "timestamp": "datetime",
-    "date": "datetime",
-    "binary": "binary",
-}
+_MLFLOW_TYPES = {**SPARK_TO_MLFLOW, "binary": "binary"}  # the model signature's mapping, plus raw bytes
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 

@@ -28,7 +28,7 @@ CANDIDATE, CHAMPION = "candidate", "champion"
 MODEL_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "model"
 # The package marker the shipped code gets instead of pipeline/__init__.py: pipeline.model.* imports resolve.
 SHIPPED_PACKAGE_INIT = '"""The parts of sparktrain that a registered model carries (pipeline/model/ only)."""\n'
-_SPARK_TO_MLFLOW = {
+SPARK_TO_MLFLOW = {
     "double": "double",
     "float": "float",
     "int": "integer",
@@ -74,12 +74,12 @@ def signature_for(spec: FeatureSpec):
     inputs = []
     for column in spec.input_columns:
         spark_type = spec.input_schema[column]
-        if spark_type not in _SPARK_TO_MLFLOW:
+        if spark_type not in SPARK_TO_MLFLOW:
             raise TrackingError(
                 f"input column {column!r} has type {spark_type}, which the model signature cannot carry. "
                 "Fix: cast it in data.query to double, bigint, string, boolean or timestamp"
             )
-        inputs.append(ColSpec(_SPARK_TO_MLFLOW[spark_type], column, required=False))
+        inputs.append(ColSpec(SPARK_TO_MLFLOW[spark_type], column, required=False))
     outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label.task)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
