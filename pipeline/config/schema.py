@@ -45,19 +45,42 @@ class SparkConfig(_Frozen):
     """Any other Spark conf, e.g. {spark.executor.memory: 4g}."""
 
 
+class ImageSourceConfig(_Frozen):
+    """How an image source checks its files (each file is fully decoded once at read; failures are quarantined)."""
+
+    accept_modes: list[str] = Field(default_factory=list)
+    """Pillow modes a file may have, e.g. [L] for grayscale scans; a file in another mode is quarantined. Empty:
+    any mode (features.images converts it)."""
+
+
 class SourceConfig(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """View name of the source in data.query."""
-    format: Literal["csv", "json", "parquet"]
-    """csv (with header), json (JSON lines) or parquet."""
+    format: Literal["csv", "json", "parquet", "image"]
+    """csv (with header), json (JSON lines), parquet, or image: one row per image file (columns path, file, folder,
+    content, width, height, mode), read with Spark's binaryFile; folders are searched recursively."""
     path: str
     """File, folder, glob or Hadoop URI; may contain {date} for date-partitioned input."""
-    schema_: dict[str, str] = Field(alias="schema", min_length=1)
-    """Column -> Spark SQL type; text input is read as strings and cast, failed casts are quarantined."""
+    schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
+    """Column -> Spark SQL type; text input is read as strings and cast, failed casts are quarantined. Not used
+    by image sources (their columns are fixed)."""
     options: dict[str, str] = Field(default_factory=dict)
-    """Spark reader options, e.g. {nullValue: NA, sep: ';'}."""
+    """Spark reader options, e.g. {nullValue: NA, sep: ';'}; image: {pathGlobFilter: '*.png'}."""
     primary: bool = False
     """The source whose rows are the pipeline's input rows; the others are lookups for the join."""
+    image: ImageSourceConfig = Field(default_factory=ImageSourceConfig)
+    """format image: which files are usable."""
+
+    @model_validator(mode="after")
+    def _schema_for_tabular_formats(self) -> SourceConfig:
+        if self.format != "image" and not self.schema_:
+            raise ValueError(f"source {self.name!r} ({self.format}) needs a schema. Fix: add schema: {{column: type}}")
+        if self.format == "image" and self.schema_:
+            raise ValueError(
+                f"source {self.name!r} is format image, whose columns are fixed (path, file, folder, content, width, "
+                "height, mode). Fix: remove its schema"
+            )
+        return self
 
 
 class RuleConfig(_Frozen):
@@ -131,6 +154,49 @@ class TimestampFeature(_Frozen):
     """Cyclic parts encoded as sin/cos."""
 
 
+class ImageFeature(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Column of encoded image files (an image source's `content`); the model's tensor of the same name."""
+    mode: Literal["L", "RGB"] = "RGB"
+    """L: 1 channel (grayscale), RGB: 3; other modes are converted (transparency over white)."""
+    size: tuple[int, int] = (64, 64)
+    """[height, width] every image is resized to (bilinear)."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in ("numeric", "categorical"):
+            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 1 or max(value) > 4096:
+            raise ValueError(f"size {list(value)} must be [height, width] between 1 and 4096")
+        return value
+
+
+class TextFeature(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Text column; the model's token-id tensor of the same name."""
+    level: Literal["word", "char"] = "word"
+    """word: runs of letters/digits (apostrophes inside words kept); char: characters (whitespace runs as one)."""
+    lowercase: bool = True
+    """Lower-case before tokenizing (after Unicode NFKC normalisation)."""
+    top_k: int = Field(20_000, ge=1)
+    """Vocabulary: the most frequent tokens of the train split; others map to the unknown id 1."""
+    max_len: int = Field(64, ge=1, le=100_000)
+    """Tokens kept per row (the first ones); shorter rows are padded with id 0."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in ("numeric", "categorical"):
+            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
+        return value
+
+
 class LabelConfig(_Frozen):
     column: str
     """Label column."""
@@ -150,6 +216,10 @@ class FeaturesConfig(_Frozen):
     """Categorical inputs, one embedding each."""
     timestamps: list[TimestampFeature] = Field(default_factory=list)
     """Timestamp inputs."""
+    images: list[ImageFeature] = Field(default_factory=list)
+    """Image inputs: decoded, resized and stored as uint8 pixels; per-channel mean/std fitted on train."""
+    texts: list[TextFeature] = Field(default_factory=list)
+    """Text inputs: token ids of a vocabulary fitted on train, as fixed-length int32 sequences."""
     label: LabelConfig | None = None
     """What to predict; required to prepare training data."""
 
@@ -183,14 +253,23 @@ class PrepareConfig(_Frozen):
 
 
 class ModelConfig(_Frozen):
-    type: Literal["linear", "mlp", "custom"] = "mlp"
-    """linear (logistic/softmax/linear regression), mlp, or custom: your own nn.Module from `factory`."""
+    type: Literal["linear", "mlp", "cnn", "text_cnn", "custom"] = "mlp"
+    """linear (logistic/softmax/linear regression), mlp, cnn (images), text_cnn (token sequences; both with any
+    tabular inputs), or custom: your own nn.Module from `factory`."""
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
-    """mlp: hidden layer widths."""
+    """mlp: hidden layer widths; cnn: widths of the head after the convolutions."""
+    channels: list[int] = Field(default_factory=lambda: [32, 64])
+    """cnn: output channels of each conv stage (two 3x3 conv + batch norm + ReLU, then 2x2 max-pool)."""
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5])
+    """text_cnn: widths (in tokens) of the parallel 1-D convolutions."""
+    filters: int = Field(64, ge=1)
+    """text_cnn: filters per kernel size."""
+    token_embedding_dim: int = Field(64, ge=1)
+    """text_cnn: width of the token embeddings."""
     activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
     """mlp: activation."""
     dropout: float = Field(0.1, ge=0, lt=1)
-    """mlp: dropout after each hidden layer."""
+    """mlp, cnn: dropout after each hidden layer; text_cnn: before the output layer."""
     norm: Literal["none", "batch", "layer"] = "layer"
     """mlp: normalisation after each hidden layer."""
     embedding_dim: int | None = Field(None, ge=1)
@@ -217,6 +296,15 @@ class ModelConfig(_Frozen):
                 "custom, or remove them"
             )
         return self
+
+
+class AugmentConfig(_Frozen):
+    """Train-time image augmentation, applied on the worker's device; never at validation, test or scoring."""
+
+    flip: bool = False
+    """Mirror each training image left-right with probability 1/2 (not for digits or text in images)."""
+    crop_padding: int = Field(0, ge=0, le=64)
+    """Pad each training image by this many pixels and crop it back at a random offset; 0: off."""
 
 
 class TrainConfig(_Frozen):
@@ -272,6 +360,9 @@ class TrainConfig(_Frozen):
     loss: str | None = None
     """"package.module:function" called as function(logits, target) -> scalar tensor for training; null: the
     task's loss (binary cross-entropy, cross-entropy, MSE). Validation metrics always use the task's loss."""
+
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    """Image augmentation (features.images only)."""
 
     _reference = field_validator("loss")(_check_reference)
 

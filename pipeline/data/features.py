@@ -10,7 +10,9 @@ import math
 from dataclasses import replace
 
 from pipeline.config.schema import FeaturesConfig
+from pipeline.data.image_features import fit_image_specs, pixels_column
 from pipeline.data.split import HOLDOUT, ROW_HASH, SPLIT
+from pipeline.data.text import encode_column, fit_text_vocab
 from pipeline.errors import DataError
 from pipeline.model.spec import (
     NULL_INDEX,
@@ -62,7 +64,9 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
     from pyspark.sql import functions as F
 
     needed = [n.name for n in features.numeric] + [c.name for c in features.categorical]
-    needed += [t.name for t in features.timestamps] + ([features.label.column] if features.label else [])
+    needed += [t.name for t in features.timestamps] + [i.name for i in features.images]
+    needed += [t.name for t in features.texts]
+    needed += [features.label.column] if features.label else []
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise DataError(
@@ -114,6 +118,10 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
         timestamps=tuple(TimestampParts(t.name, tuple(t.parts)) for t in features.timestamps),
         label=label,
         key_columns=tuple(key_columns),
+        images=tuple(fit_image_specs(df.where(is_train), features.images)),
+        texts=tuple(
+            fit_text_vocab(df.where(is_train), t.name, t.level, t.lowercase, t.top_k, t.max_len) for t in features.texts
+        ),
     ).with_hash()
     report = {
         "split_rows": {s: row[f"rows__{s}"] for s in ("train", "val", "test", HOLDOUT)},
@@ -247,6 +255,8 @@ def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
             out.append(F.coalesce(F.cos(angle), F.lit(0.0)).cast("float").alias(f"ts__{ts.name}__{part}_cos"))
     for cat in spec.categorical:
         out.append(_index_column(F.col(cat.name).cast("string"), cat.vocab).alias(f"cat__{cat.name}"))
+    out += [pixels_column(image) for image in spec.images]
+    out += [encode_column(text.name, text).alias(text.column) for text in spec.texts]
     if spec.label is not None:
         out.append(_label_column(spec.label))
     return df.select(*out)

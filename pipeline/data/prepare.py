@@ -14,6 +14,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.data.features import fit_spec, transform
@@ -108,7 +110,11 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     with _phase(phases, "fit"):
         spec, stats = fit_spec(clean, config.features, config.data.key_columns)
     log.info(
-        "fitted feature spec: %d numeric, %d categorical columns", len(spec.numeric_columns), len(spec.categorical)
+        "fitted feature spec: %d numeric, %d categorical columns, %d image(s), %d text(s)",
+        len(spec.numeric_columns),
+        len(spec.categorical),
+        len(spec.images),
+        len(spec.texts),
     )
 
     try:
@@ -126,7 +132,12 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
             quarantine_reasons=reasons,
             null_rate=stats["null_rate"],
             train_label_mean=stats["train_label_mean"],
-            feature_columns={"numeric": spec.numeric_columns, "categorical": spec.categorical_columns},
+            feature_columns={
+                "numeric": spec.numeric_columns,
+                "categorical": spec.categorical_columns,
+                "images": [i.column for i in spec.images],
+                "texts": [t.column for t in spec.texts],
+            },
             raw_input_passes=_passes(file_bytes_read(spark), bytes_before, input_bytes),
             phase_seconds={k: round(v, 2) for k, v in phases.items()},
             seconds=round(time.perf_counter() - started, 2),
@@ -217,8 +228,10 @@ def _write_outputs(
     clean.drop(ROW_HASH).write.mode("overwrite").parquet(staging.clean_dir)
     quarantine.write.mode("overwrite").parquet(staging.quarantine_dir)
 
-    columns = spec.numeric_columns + spec.categorical_columns + (["label"] if spec.label else [])
-    bytes_per_row = 4 * max(len(columns), 1)
+    columns = spec.numeric_columns + spec.categorical_columns + [i.column for i in spec.images]
+    columns += [t.column for t in spec.texts] + (["label"] if spec.label else [])
+    bytes_per_row = 4 * max(len(columns), 1) + sum(int(np.prod(i.shape)) for i in spec.images)
+    bytes_per_row += sum(4 * t.max_len for t in spec.texts)
     out = transform(clean.where(F.col(SPLIT).isin(*SPLITS)), spec, keep=(SPLIT, ROW_HASH))
     (
         out.repartition(config.prepare.output_files, F.col(ROW_HASH))

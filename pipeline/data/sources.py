@@ -1,4 +1,7 @@
-"""Read declared sources with their schema, quarantine unreadable rows, register views, run the SQL step."""
+"""Read declared sources with their schema, quarantine unreadable rows, register views, run the SQL step.
+
+Image files are read by pipeline/data/image_source.py into the same tagged layout (rows plus a reason).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from pipeline.config.schema import DataConfig, SourceConfig
+from pipeline.data.image_source import read_images
 from pipeline.data.storage import Storage
 from pipeline.data.user_sql import run_query
 from pipeline.errors import ConfigError, DataError
@@ -152,9 +156,18 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
 def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSource:
     """Read one source once (persisted), split into valid rows and quarantined rows with reasons."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     storage = Storage(spark)
+    if source.format == "image":
+        files = storage.glob_files(source.path)
+        if not files:
+            raise DataError(
+                f"source {source.name!r}: path {source.path!r} matches no file. Fix: check data.sources[].path "
+                "(a folder of images, searched recursively, or a glob)"
+            )
+        total_bytes = sum(f.size for f in files)
+        tagged = read_images(spark, source, total_bytes, REASON, RECORD).persist(StorageLevel.MEMORY_AND_DISK)
+        return _split_tagged(source, tagged)
     files = _check_files(storage, source)
     if source.format == "csv":
         _check_csv_header(storage, source, files, source.options.get("sep", source.options.get("delimiter", ",")))
@@ -164,6 +177,12 @@ def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSo
     else:
         raw = _read_parquet(spark, source, files)
     tagged = tag_rows(raw, source, max_string_length).persist(StorageLevel.MEMORY_AND_DISK)
+    return _split_tagged(source, tagged)
+
+
+def _split_tagged(source: SourceConfig, tagged) -> LoadedSource:
+    from pyspark.sql import functions as F
+
     valid = tagged.where(F.col(REASON).isNull()).drop(REASON, RECORD)
     bad = tagged.where(F.col(REASON).isNotNull()).select(
         F.lit(source.name).alias("_source"), F.lit("read").alias("_stage"), REASON, RECORD

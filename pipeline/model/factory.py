@@ -1,7 +1,7 @@
 """Resolve `module:function` references (model factories, custom losses) and build the network from plain values.
 
-One code path for every model: the built-in `linear` and `mlp` are factories in pipeline/model/networks.py named
-by the same kind of reference as a user's `train.model.factory`. Runs in the training ranks, in the registered
+One code path for every model: the built-ins (`linear`, `mlp`, `cnn`, `text_cnn`) are factories named by the
+same kind of reference as a user's `train.model.factory`. Runs in the training ranks, in the registered
 model and in the driver's pre-launch check.
 """
 
@@ -14,8 +14,19 @@ from torch import nn
 
 from pipeline.model.inputs import ModelInputs
 
-BUILTIN_FACTORIES = {"linear": "pipeline.model.networks:linear", "mlp": "pipeline.model.networks:mlp"}
-BUILTIN_PARAMS = ("hidden", "activation", "dropout", "norm", "embedding_dim")  # train.model keys of `mlp`
+BUILTIN_FACTORIES = {
+    "linear": "pipeline.model.networks:linear",
+    "mlp": "pipeline.model.networks:mlp",
+    "cnn": "pipeline.model.cnn:cnn",
+    "text_cnn": "pipeline.model.text_cnn:text_cnn",
+}
+# The train.model keys each built-in factory takes as params.
+BUILTIN_PARAMS = {
+    "linear": (),
+    "mlp": ("hidden", "activation", "dropout", "norm", "embedding_dim"),
+    "cnn": ("channels", "hidden", "dropout", "embedding_dim"),
+    "text_cnn": ("kernel_sizes", "filters", "token_embedding_dim", "dropout"),
+}
 
 
 def resolve(reference: str) -> Callable:

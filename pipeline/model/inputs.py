@@ -4,8 +4,11 @@ Used by the training ranks (the loader fills these tensors from Parquet), by the
 -> the same tensors with pandas) and by the driver's pre-launch model check (an example batch). Plain values and
 torch only: a user's factory can rely on nothing else.
 
-A batch is a mapping {tensor name: tensor}; today `numeric` (float32 [B, n]) and `categorical` (int64 [B, k]),
-each present only when the feature spec has such columns. The label is never in it.
+A batch is a mapping {tensor name: tensor}: `numeric` (float32 [B, n]) and `categorical` (int64 [B, k]), each
+present only when the feature spec has such columns, and one float32 [B, C, H, W] tensor per image feature, named
+after its column, and one int64 [B, max_len] tensor of token ids per text feature (0 = padding, 1 = unknown), also
+named after its column. The label is never in it. Images travel as uint8 (4x fewer bytes through the loader and to the
+device) and become normalised floats on the device (`to_model_view`), so a model only ever sees the float form.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import torch
 
 from pipeline.model.spec import FeatureSpec
 
-NUMERIC, CATEGORICAL = "numeric", "categorical"
+NUMERIC, CATEGORICAL, IMAGE, TOKENS = "numeric", "categorical", "image", "tokens"
+RESERVED_NAMES = (NUMERIC, CATEGORICAL)  # tensor names that a feature column must not take
 Batch = dict[str, torch.Tensor]
 
 
@@ -28,9 +32,22 @@ class TensorInput:
 
     name: str
     shape: tuple[int, ...]  # per row, without the batch dimension
-    dtype: str  # torch dtype name: "float32", "int64"
+    dtype: str  # torch dtype name as the model sees it: "float32", "int64"
     columns: tuple[str, ...]
     cardinalities: tuple[int, ...] = ()  # categorical: indices run 0..cardinality-1 (0 = null, 1 = unseen)
+    kind: str = NUMERIC  # numeric, categorical, image or tokens
+    stored_dtype: str = ""  # how the loader carries it when that differs from `dtype` (images: uint8, tokens: int32)
+    mean: tuple[float, ...] = ()  # image: per channel, of pixel / 255 on train (the model sees (x - mean) / std)
+    std: tuple[float, ...] = ()
+
+    @property
+    def loader_dtype(self) -> str:
+        return self.stored_dtype or self.dtype
+
+    @property
+    def packed(self) -> bool:
+        """One Parquet column holds the whole per-row tensor (image pixels, token ids), not one column per value."""
+        return self.kind in (IMAGE, TOKENS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,9 @@ class ModelInputs:
         tensor = self.tensors.get(CATEGORICAL)
         return list(tensor.cardinalities) if tensor else []
 
+    def of_kind(self, kind: str) -> list[TensorInput]:
+        return [t for t in self.tensors.values() if t.kind == kind]
+
     def describe(self) -> str:
         """One line per tensor, for error messages."""
         return ", ".join(f"{t.name} {t.dtype} [B, {', '.join(map(str, t.shape))}]" for t in self.tensors.values())
@@ -69,16 +89,55 @@ def model_inputs(spec: FeatureSpec) -> ModelInputs:
         tensors[NUMERIC] = TensorInput(NUMERIC, (len(columns),), "float32", columns)
     if spec.categorical_columns:
         columns = tuple(spec.categorical_columns)
-        tensors[CATEGORICAL] = TensorInput(CATEGORICAL, (len(columns),), "int64", columns, tuple(spec.cardinalities))
+        tensors[CATEGORICAL] = TensorInput(
+            CATEGORICAL, (len(columns),), "int64", columns, tuple(spec.cardinalities), kind=CATEGORICAL
+        )
+    for image in spec.images:
+        tensors[image.name] = TensorInput(
+            image.name,
+            image.shape,
+            "float32",
+            (image.column,),
+            kind=IMAGE,
+            stored_dtype="uint8",
+            mean=image.mean,
+            std=image.std,
+        )
+    for text in spec.texts:
+        tensors[text.name] = TensorInput(
+            text.name, (text.max_len,), "int64", (text.column,), (text.size,), kind=TOKENS, stored_dtype="int32"
+        )
     label = spec.label
     task = label.task if label else "binary"
     return ModelInputs(tensors, task, spec.num_classes, tuple(label.classes) if label else ())
 
 
 def batch_from_frame(spec: FeatureSpec, frame: pd.DataFrame) -> Batch:
-    """Clean columns -> the batch mapping, with the spec's pandas transform (scoring, threshold choice)."""
+    """Clean columns -> the batch mapping in its stored form, with the spec's pandas transforms (scoring,
+    threshold choice); `to_model_view` turns it into what the network takes."""
     numeric, categorical = spec.transform_pandas(frame)
-    return batch_from_arrays(numeric, categorical)
+    batch = batch_from_arrays(numeric, categorical)
+    pixels = spec.transform_images(frame)
+    for image in spec.images:
+        batch[image.name] = torch.from_numpy(pixels[image.column])
+    tokens = spec.transform_texts(frame)
+    for text in spec.texts:
+        batch[text.name] = torch.from_numpy(tokens[text.column])
+    return batch
+
+
+def to_model_view(batch: Batch, inputs: ModelInputs) -> Batch:
+    """Stored form -> the model's: uint8 images become float32 (x / 255 - mean) / std, int32 token ids int64.
+    Call it on the device."""
+    out = dict(batch)
+    for tensor in inputs.of_kind(TOKENS):
+        out[tensor.name] = batch[tensor.name].long()
+    for tensor in inputs.of_kind(IMAGE):
+        x = batch[tensor.name]
+        mean = torch.tensor(tensor.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(tensor.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        out[tensor.name] = (x.to(torch.float32) / 255.0 - mean) / std
+    return out
 
 
 def batch_from_arrays(numeric: np.ndarray, categorical: np.ndarray) -> Batch:

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from pipeline.model.factory import build_network
-from pipeline.model.inputs import batch_from_frame, model_inputs
+from pipeline.model.inputs import batch_from_frame, model_inputs, to_model_view
 from pipeline.model.losses import predict as predict_from_logits
 from pipeline.model.spec import FeatureSpec
 
@@ -34,13 +34,14 @@ class Predictor:
         self.spec = spec
         self.task = spec.label.task
         self.threshold = float(model_config.get("decision_threshold", DEFAULT_THRESHOLD))
-        self.net = build_network(model_config, model_inputs(spec))
+        self.inputs = model_inputs(spec)
+        self.net = build_network(model_config, self.inputs)
         self.net.load_state_dict(state_dict)
         self.net.eval()
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive) (binary), class probabilities (multiclass) or the value in the label's units (regression)."""
-        batch = batch_from_frame(self.spec, frame)
+        batch = to_model_view(batch_from_frame(self.spec, frame), self.inputs)
         with torch.inference_mode():
             logits = self.net(batch)
             scores = predict_from_logits(self.task, logits).numpy()

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.model.text import TextVocab
+
 SPEC_VERSION = 1
 NULL_INDEX = 0  # categorical index for a missing value
 OOV_INDEX = 1  # categorical index for a value not in the train vocabulary
@@ -47,6 +49,31 @@ class CategoricalVocab:
 class TimestampParts:
     name: str
     parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """An image input: the column of encoded file bytes, how it is decoded, per-channel mean/std of train pixels."""
+
+    name: str
+    mode: str  # L or RGB
+    height: int
+    width: int
+    mean: tuple[float, ...]  # per channel, of pixel / 255 over the train split
+    std: tuple[float, ...]
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    @property
+    def column(self) -> str:
+        """The features Parquet column: uint8 pixels, CHW order, channels x height x width bytes per row."""
+        return f"img__{self.name}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,8 @@ class FeatureSpec:
     timestamps: tuple[TimestampParts, ...] = ()
     label: LabelSpec | None = None
     key_columns: tuple[str, ...] = ()
+    images: tuple[ImageSpec, ...] = ()
+    texts: tuple[TextVocab, ...] = ()
     version: int = SPEC_VERSION
     schema_hash: str = field(default="")
 
@@ -112,6 +141,7 @@ class FeatureSpec:
     def input_columns(self) -> list[str]:
         """Clean columns the transform needs (the model's input signature)."""
         names = [n.name for n in self.numeric] + [c.name for c in self.categorical] + [t.name for t in self.timestamps]
+        names += [i.name for i in self.images] + [t.name for t in self.texts]
         return list(dict.fromkeys(names))
 
     @property
@@ -143,6 +173,10 @@ class FeatureSpec:
             timestamps=tuple(TimestampParts(t["name"], tuple(t["parts"])) for t in raw["timestamps"]),
             label=LabelSpec(**{**raw["label"], "classes": tuple(raw["label"]["classes"])}) if raw["label"] else None,
             key_columns=tuple(raw.get("key_columns", ())),
+            images=tuple(
+                ImageSpec(**{**i, "mean": tuple(i["mean"]), "std": tuple(i["std"])}) for i in raw.get("images", ())
+            ),
+            texts=tuple(TextVocab.from_dict(t) for t in raw.get("texts", ())),
             version=raw["version"],
             schema_hash=raw["schema_hash"],
         )
@@ -185,6 +219,26 @@ class FeatureSpec:
         for k, cat in enumerate(self.categorical):
             categorical[:, k] = _index(df[cat.name], cat.vocab)
         return numeric, categorical
+
+    def transform_images(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Image columns (encoded file bytes, or file paths) -> {ImageSpec.column: uint8 [n, C, H, W]}.
+
+        Raises:
+            ImageDecodeError: naming the column, the row and why the file cannot be used.
+        """
+        from pipeline.model.images import ImageDecodeError, decode_many
+
+        out = {}
+        for image in self.images:
+            try:
+                out[image.column] = decode_many(list(df[image.name]), image.mode, image.height, image.width)
+            except ImageDecodeError as exc:
+                raise ImageDecodeError(f"column {image.name!r}: {exc}") from None
+        return out
+
+    def transform_texts(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Text columns -> {TextVocab.column: int32 [n, max_len]} token ids (the same code Spark's UDF runs)."""
+        return {text.column: text.encode(df[text.name]) for text in self.texts}
 
 
 def standardize(values: np.ndarray, stats: NumericStats) -> np.ndarray:

@@ -20,7 +20,6 @@ from pipeline.layout import Layout
 from pipeline.stages.registry import SPARK_TO_MLFLOW
 
 log = logging.getLogger(__name__)
-_MLFLOW_TYPES = {**SPARK_TO_MLFLOW, "binary": "binary"}  # the model signature's mapping, plus raw bytes
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 
 
@@ -84,7 +83,7 @@ def log_inputs(datasets: list[UsedDataset]) -> None:
     from mlflow.types.schema import ColSpec, Schema
 
     for used in datasets:
-        columns = [ColSpec(_MLFLOW_TYPES.get(kind, "string"), column) for column, kind in used.schema.items()]
+        columns = [ColSpec(SPARK_TO_MLFLOW.get(kind, "string"), column) for column, kind in used.schema.items()]
         dataset = MetaDataset(
             source=SparkDatasetSource(path=used.path),
             name=used.name,

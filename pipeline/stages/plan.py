@@ -103,6 +103,7 @@ def configured_settings(train: TrainConfig) -> dict:
     """The rank-side fields as configured (threads resolved, the model as a dict); automatic ones still null."""
     settings = {name: getattr(train, name) for name in type(train).model_fields if name not in DRIVER_ONLY}
     settings["model"] = resolved_model(train.model)
+    settings["augment"] = train.augment.model_dump()
     settings["threads_per_worker"] = train.threads_per_worker or max(1, (os.cpu_count() or 1) // train.num_proc)
     return settings
 
@@ -114,7 +115,7 @@ def resolved_model(model: ModelConfig) -> dict:
     """
     if model.type == "custom":
         return {"type": "custom", "factory": model.factory, "params": dict(model.params)}
-    params = {key: getattr(model, key) for key in BUILTIN_PARAMS} if model.type == "mlp" else {}
+    params = {key: getattr(model, key) for key in BUILTIN_PARAMS[model.type]}
     return {"type": model.type, "factory": BUILTIN_FACTORIES[model.type], "params": params}
 
 

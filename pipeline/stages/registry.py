@@ -39,6 +39,7 @@ SPARK_TO_MLFLOW = {
     "boolean": "boolean",
     "timestamp": "datetime",
     "date": "datetime",
+    "binary": "binary",  # encoded image files; REST clients send them base64-encoded
 }
 
 
@@ -77,20 +78,22 @@ def signature_for(spec: FeatureSpec):
         if spark_type not in SPARK_TO_MLFLOW:
             raise TrackingError(
                 f"input column {column!r} has type {spark_type}, which the model signature cannot carry. "
-                "Fix: cast it in data.query to double, bigint, string, boolean or timestamp"
+                "Fix: cast it in data.query to double, bigint, string, boolean, timestamp or binary"
             )
         inputs.append(ColSpec(SPARK_TO_MLFLOW[spark_type], column, required=False))
     outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label.task)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
-def pip_requirements() -> list[str]:
+def pip_requirements(spec: FeatureSpec) -> list[str]:
     import mlflow
     import numpy
+    import PIL
     import torch
 
     torch_version = torch.__version__.split("+")[0]
-    return [f"mlflow=={mlflow.__version__}", f"torch=={torch_version}", "pandas<3", f"numpy=={numpy.__version__}"]
+    needs = [f"mlflow=={mlflow.__version__}", f"torch=={torch_version}", "pandas<3", f"numpy=={numpy.__version__}"]
+    return needs + ([f"pillow=={PIL.__version__}"] if spec.images else [])
 
 
 def log_and_register(
@@ -127,7 +130,7 @@ def log_and_register(
             code_paths=code_paths,  # the model loads where only its own files + pip requirements exist
             signature=signature_for(spec),
             input_example=input_example,
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(spec),
             registered_model_name=model_name,
         )
     version = str(info.registered_model_version)

@@ -6,7 +6,8 @@ ran out of data. Rows are shuffled by an epoch-seeded row-group order plus a bou
 background thread prefetches batches while the model trains.
 
 A batch is (mapping of named tensors, label): the mapping holds one tensor per TensorInput the loader was given
-(pipeline/model/inputs.py), e.g. `numeric` float32 [B, n] and `categorical` int64 [B, k], as the model expects.
+(pipeline/model/inputs.py), e.g. `numeric` float32 [B, n], `categorical` int64 [B, k], and images as stored: uint8
+[B, C, H, W] (normalised later, on the device).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import torch
 
@@ -115,7 +117,10 @@ class ShardedParquetLoader:
         n = table.num_rows
         *features, y = buffers
         for tensor, buffer in zip(self.tensors, features, strict=True):
-            buffer[offset : offset + n] = np.stack([_column(table, c) for c in tensor.columns]).T
+            if tensor.packed:  # one column holding a whole tensor per row (image pixels, token ids)
+                buffer[offset : offset + n] = _packed_rows(table, tensor.columns[0], tensor.shape)
+            else:
+                buffer[offset : offset + n] = np.stack([_column(table, c) for c in tensor.columns]).T
         if self.label_column:
             y[offset : offset + n] = _column(table, self.label_column)
         return n
@@ -128,7 +133,7 @@ class ShardedParquetLoader:
         y_dtype = np.int64 if self.label_dtype == torch.int64 else np.float32
         # Row-major, so a batch is a gather of whole rows (~15M rows/s here, vs ~6M column-wise).
         buffers = (
-            *(np.empty((capacity, len(t.columns)), dtype=np.dtype(t.dtype)) for t in self.tensors),
+            *(np.empty((capacity, *t.shape), dtype=np.dtype(t.loader_dtype)) for t in self.tensors),
             np.zeros(capacity, dtype=y_dtype),
         )
         limit = self.steps_per_epoch if full_only else None
@@ -174,6 +179,36 @@ def _column(table, name: str) -> np.ndarray:
     if column.num_chunks == 1:
         return column.chunk(0).to_numpy(zero_copy_only=False)
     return column.to_numpy()
+
+
+def _packed_rows(table, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A column of equal-size values (binary: uint8 pixels; list<int32>: token ids) as [rows, *shape], no per-row copy.
+
+    Arrow keeps the values of a binary or list column back to back in one buffer, so each chunk is one reshape of
+    that buffer; a value of another size means the features Parquet does not match the spec.
+    """
+    size = int(np.prod(shape))
+    parts = []
+    for chunk in table.column(name).chunks:
+        if len(chunk) == 0:
+            continue
+        if pa.types.is_list(chunk.type) or pa.types.is_large_list(chunk.type):
+            offsets = chunk.offsets.to_numpy()
+            values = chunk.values.to_numpy(zero_copy_only=False)
+        else:
+            offsets_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            _, offsets_buffer, data = chunk.buffers()
+            offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[chunk.offset : chunk.offset + len(chunk) + 1]
+            values = np.frombuffer(data, dtype=np.uint8)
+        if chunk.null_count or np.any(np.diff(offsets) != size):
+            raise ValueError(
+                f"column {name!r} holds values that are not {' x '.join(map(str, shape))} = {size} items, or nulls: "
+                "the features Parquet does not match the feature spec. Fix: re-run prepare"
+            )
+        parts.append(values[offsets[0] : offsets[-1]].reshape(len(chunk), *shape))
+    if not parts:
+        return np.empty((0, *shape))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 _DONE = object()

@@ -15,9 +15,10 @@ import torch
 
 from pipeline import faults
 from pipeline.model.factory import build_network, resolve
-from pipeline.model.inputs import Batch, model_inputs
+from pipeline.model.inputs import Batch, ModelInputs, model_inputs, to_model_view
 from pipeline.model.losses import label_dtype, loss_fn
 from pipeline.model.spec import LabelSpec
+from pipeline.worker.augment import Augmenter
 from pipeline.worker.backends import RankBackend, unwrap
 from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
 from pipeline.worker.loader import ShardedParquetLoader
@@ -51,8 +52,16 @@ def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) ->
     )
 
 
-def _to_device(batch: Batch, device: torch.device) -> Batch:
-    return {name: tensor.to(device) for name, tensor in batch.items()}
+def _to_device(batch: Batch, device: torch.device, inputs: ModelInputs) -> Batch:
+    """Host batch -> the model's view on `device`: copied as stored (uint8 images), normalised there.
+
+    With CUDA the host tensors are pinned first, so the copy is asynchronous and overlaps the previous step.
+    """
+    if device.type == "cuda":
+        moved = {name: t.pin_memory().to(device, non_blocking=True) for name, t in batch.items()}
+    else:
+        moved = batch
+    return to_model_view(moved, inputs)
 
 
 def _training_loss(plan: TrainPlan):
@@ -84,7 +93,9 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
 
     torch.manual_seed(plan.seed)  # same initial weights everywhere; rank 0's are broadcast anyway
     spec = plan.spec
-    model = build_network(plan.model, model_inputs(spec)).to(device)
+    inputs = model_inputs(spec)
+    model = build_network(plan.model, inputs).to(device)
+    augment = Augmenter(inputs, plan.augment["flip"], plan.augment["crop_padding"], plan.seed, device)
     training_loss = _training_loss(plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
 
@@ -122,6 +133,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         started = time.perf_counter()
         torch.manual_seed(plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
         model.train()
+        augment.start_epoch(epoch, backend.rank)
         sums = MetricSums(plan.task, plan.spec.label)
         for step, (batch, y) in enumerate(train_data.train_epoch(epoch)):
             if step >= usable_steps:
@@ -131,7 +143,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             global_step = epoch * usable_steps + step
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(global_step, warmup_steps, plan.lr, target_lr)
-            batch, y = _to_device(batch, device), y.to(device)
+            batch, y = augment(_to_device(batch, device, inputs)), y.to(device, non_blocking=True)
             last_micro = (step + 1) % plan.backward_passes_per_step == 0
             with contextlib.nullcontext() if last_micro else backend.no_sync(model):
                 logits = model(batch)
@@ -146,7 +158,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
         )
         _sync_buffers(model, backend)
-        val_metrics = _evaluate(model, val_data, plan.spec.label, backend, device, f"val{epoch}", "val")
+        val_metrics = _evaluate(model, val_data, inputs, plan.spec.label, backend, device, f"val{epoch}", "val")
         seconds = time.perf_counter() - started
         epoch_seconds.append(seconds)
         samples = usable_steps * plan.batch_size * backend.size
@@ -204,7 +216,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     # Best weights everywhere (identical across ranks, since every rank applied the same averaged updates).
     if best["weights"] is not None:
         unwrap(model).load_state_dict(best["weights"])
-    test_metrics = _evaluate(model, test_data, plan.spec.label, backend, device, "test", "test")
+    test_metrics = _evaluate(model, test_data, inputs, plan.spec.label, backend, device, "test", "test")
     result = None
     if rank0:
         best_path = save_best_weights(plan.checkpoint_dir, unwrap(model).state_dict())
@@ -251,14 +263,21 @@ def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -
 
 
 def _evaluate(
-    model, loader: ShardedParquetLoader, label: LabelSpec, backend: RankBackend, device, name: str, prefix: str
+    model,
+    loader: ShardedParquetLoader,
+    inputs: ModelInputs,
+    label: LabelSpec,
+    backend: RankBackend,
+    device,
+    name: str,
+    prefix: str,
 ) -> dict:
     task = label.task
     model.eval()
     sums = MetricSums(task, label)
     with torch.no_grad():
         for batch, y in loader.eval_batches():
-            sums.update(model(_to_device(batch, device)), y.to(device))
+            sums.update(model(_to_device(batch, device, inputs)), y.to(device))
     return MetricSums.finalize(task, backend.allreduce_sum(sums.as_tensor(), name), prefix)
 
 

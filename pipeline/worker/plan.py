@@ -54,6 +54,7 @@ class TrainPlan:
     max_steps_per_epoch: int | None
     seed: int
     loss: str | None  # a user's "module:function", or null for the task's loss
+    augment: dict  # {"flip": bool, "crop_padding": int}: train-time image augmentation (pipeline/worker/augment.py)
     model_code: CodeArchive | None = None  # train.model.code, zipped on the driver (not a TrainConfig field)
 
     @property

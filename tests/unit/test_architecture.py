@@ -110,6 +110,7 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
         "train.backward_passes_per_step=3", "train.fp16_allreduce=true", "train.patience=9",
         "train.monitor=val_loss", "train.threads_per_worker=3", "train.shuffle_buffer_rows=999",
         "train.max_steps_per_epoch=17", "train.seed=123", "train.model.hidden=[8]",
+        "train.augment.flip=true", "train.augment.crop_padding=2",
     ]  # fmt: skip
     config = load_config([], [f"work_dir={tmp_path}", *changed])
     spec = FeatureSpec(input_schema={"y": "double"}, label=LabelSpec("y", "binary"))
@@ -119,6 +120,7 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
     for name in set(TrainConfig.model_fields) - DRIVER_ONLY:
         expected = getattr(config.train, name)
         expected = resolved_model(expected) if name == "model" else expected
+        expected = expected.model_dump() if name == "augment" else expected
         assert getattr(plan, name) == expected, name
     assert plan.checkpoint_dir == f"{tmp_path}/checkpoints/run-1"
 
