@@ -7,10 +7,12 @@ features.images decodes to fixed-shape pixels (pipeline/model/images.py, the sam
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from urllib.parse import unquote
 
 from pipeline.config.schema import SourceConfig
+from pipeline.data.storage import FileInfo
 
 # The columns every image source has, in order (data.query can join and filter on them).
 IMAGE_COLUMNS = {
@@ -24,8 +26,11 @@ IMAGE_COLUMNS = {
 }
 
 
-def read_images(spark, source: SourceConfig, total_bytes: int, reason_column: str, record_column: str):
+def read_images(spark, source: SourceConfig, files: list[FileInfo], reason_column: str, record_column: str):
     """The tagged frame of an image source: IMAGE_COLUMNS + reason (null when usable) + record (the path if not).
+
+    `files` is the driver's listing of source.path. binaryFile skips 0-byte files without a word, so those are
+    added here from the listing, as quarantined rows, and every listed file lands in the result exactly once.
 
     Spark plans one split per few small files (each file "costs" spark.sql.files.openCostInBytes, 4 MB), so a
     folder of thousands of small images became hundreds of tasks in every later step (measured: 1,797 digit
@@ -35,17 +40,22 @@ def read_images(spark, source: SourceConfig, total_bytes: int, reason_column: st
     from pyspark.sql import types as T
 
     options = {"recursiveFileLookup": "true", **source.options}
-    files = spark.read.format("binaryFile").options(**options).load(source.path).select("path", "content")
+    read = spark.read.format("binaryFile").options(**options).load(source.path).select("path", "content")
     partition_bytes = _size_in_bytes(spark.conf.get("spark.sql.files.maxPartitionBytes", "128m"))
+    total_bytes = sum(f.size for f in files)
     wanted = max(spark.sparkContext.defaultParallelism, math.ceil(total_bytes / max(partition_bytes, 1)))
-    if files.rdd.getNumPartitions() > wanted:
-        files = files.coalesce(wanted)
+    if read.rdd.getNumPartitions() > wanted:
+        read = read.coalesce(wanted)
+    name_filter = source.options.get("pathGlobFilter", "*")
+    empty = [f.path for f in files if f.size == 0 and fnmatch.fnmatchcase(f.path.rsplit("/", 1)[-1], name_filter)]
+    if empty:
+        read = read.unionByName(spark.createDataFrame([(p, b"") for p in empty], "path string, content binary"))
     fields = [T.StructField(name, _spark_type(kind)) for name, kind in IMAGE_COLUMNS.items()]
     schema = T.StructType(
         fields + [T.StructField(reason_column, T.StringType()), T.StructField(record_column, T.StringType())]
     )
     accept = tuple(source.image.accept_modes)
-    return files.mapInPandas(lambda batches: _check_batches(batches, accept, reason_column, record_column), schema)
+    return read.mapInPandas(lambda batches: _check_batches(batches, accept, reason_column, record_column), schema)
 
 
 def _size_in_bytes(text: str) -> int:

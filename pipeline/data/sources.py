@@ -165,8 +165,7 @@ def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSo
                 f"source {source.name!r}: path {source.path!r} matches no file. Fix: check data.sources[].path "
                 "(a folder of images, searched recursively, or a glob)"
             )
-        total_bytes = sum(f.size for f in files)
-        tagged = read_images(spark, source, total_bytes, REASON, RECORD).persist(StorageLevel.MEMORY_AND_DISK)
+        tagged = read_images(spark, source, files, REASON, RECORD).persist(StorageLevel.MEMORY_AND_DISK)
         return _split_tagged(source, tagged)
     files = _check_files(storage, source)
     if source.format == "csv":
