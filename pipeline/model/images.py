@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 CHANNELS = {"L": 1, "RGB": 3}
+WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I")
 # Pillow refuses (or warns about) larger images as possible decompression bombs; a warning becomes a reason.
 MAX_PIXELS = 89_478_485
 
@@ -38,7 +39,9 @@ def open_image(data: bytes | None, accept_modes: tuple[str, ...] = ()) -> tuple[
     Raises:
         ImageDecodeError: empty, undecodable or truncated data, too many pixels, or a mode not accepted.
     """
-    if data is None or len(data) == 0:
+    if data is None:
+        raise ImageDecodeError("missing image (null)")
+    if len(data) == 0:
         raise ImageDecodeError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
@@ -51,7 +54,7 @@ def open_image(data: bytes | None, accept_modes: tuple[str, ...] = ()) -> tuple[
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image file (format not recognised)") from None
     except OSError as exc:  # "image file is truncated (n bytes not processed)", broken data
-        if "truncated" in str(exc):
+        if "truncated" in str(exc).lower():  # "image file is truncated ...", JPEG: "Truncated File Read"
             raise ImageDecodeError("truncated image file") from None
         raise ImageDecodeError(f"corrupt image data ({type(exc).__name__})") from None
     except (ValueError, SyntaxError) as exc:  # a few plugins raise these on corrupt headers
@@ -64,6 +67,10 @@ def open_image(data: bytes | None, accept_modes: tuple[str, ...] = ()) -> tuple[
 
 def to_pixels(image: Image.Image, mode: str, height: int, width: int) -> np.ndarray:
     """Convert to `mode`, resize (bilinear) to height x width, return uint8 [channels, height, width] (CHW)."""
+    if image.mode in WIDE_GREY_MODES:
+        # Pillow's convert("L") clips 16/32-bit grey values at 255 instead of scaling them: keep the top 8 bits.
+        wide = np.asarray(image, dtype=np.uint32)
+        image = Image.fromarray((np.minimum(wide, 65535) >> 8).astype(np.uint8), "L")
     if image.mode != mode:
         # Transparent pixels over white, as a viewer shows them (plain convert would keep the hidden colour).
         if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):

@@ -28,7 +28,8 @@ def demo_config(conf: str, work_dir, raw_dir, *more: str):
     before = os.environ.get("RAW_DIR")
     os.environ["RAW_DIR"] = str(raw_dir)
     try:
-        return load_config([ROOT / "conf" / conf, ROOT / "conf/local.yaml"], [f"work_dir={work_dir}", *more])
+        store = [f"tracking.uri=sqlite:///{work_dir}/mlflow.db", f"tracking.artifact_root={work_dir}/mlartifacts"]
+        return load_config([ROOT / "conf" / conf, ROOT / "conf/local.yaml"], [f"work_dir={work_dir}", *store, *more])
     finally:
         if before is None:
             del os.environ["RAW_DIR"]

@@ -56,7 +56,7 @@ def test_wrong_type_names_value_and_origin():
 
 
 def test_bad_literal_lists_choices():
-    with pytest.raises(ConfigError, match="'linear', 'mlp' or 'custom'"):
+    with pytest.raises(ConfigError, match="'linear', 'mlp', 'cnn', 'text_cnn' or 'custom'"):
         load_config([], ["train.model.type=transformer"])
 
 

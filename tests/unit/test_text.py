@@ -182,7 +182,7 @@ def random_batch(described: dict, rows: int) -> dict[str, torch.Tensor]:
 )
 def test_text_cnn_output_shape(task, output_dim, numeric, cardinalities, token_lens):
     described = tensors(numeric, cardinalities, token_lens)
-    model = text_cnn(ModelInputs(described, task, output_dim), {"channels": 8, "embedding_dim": 6})
+    model = text_cnn(ModelInputs(described, task, output_dim), {"filters": 8, "token_embedding_dim": 6})
     logits = model(random_batch(described, rows=5))
     assert logits.shape == (5, output_dim)
     widths = [tower.out_dim for tower in model.towers]
@@ -191,7 +191,7 @@ def test_text_cnn_output_shape(task, output_dim, numeric, cardinalities, token_l
 
 
 def test_text_cnn_defaults_and_none_params():
-    model = text_cnn(ModelInputs(tensors(), "binary", 1), {"embedding_dim": None, "hidden": [64]})
+    model = text_cnn(ModelInputs(tensors(), "binary", 1), {"token_embedding_dim": None, "hidden": [64]})
     tower = model.towers[0]
     assert tower.embedding.embedding_dim == 64 and tower.embedding.padding_idx == 0
     assert [c.kernel_size[0] for c in tower.convs] == [3, 4, 5] and tower.convs[0].out_channels == 64
@@ -226,7 +226,7 @@ def test_text_cnn_learns_whether_a_token_occurs():
 
     fitted = TextVocab("text", "word", True, 16, ("magic", *words))
     described = {"tokens__text": Tensor("tokens__text", (16,), "int64", ("text",), (fitted.size,), kind="tokens")}
-    model = text_cnn(ModelInputs(described, "binary", 1), {"embedding_dim": 16, "channels": 16, "dropout": 0.1})
+    model = text_cnn(ModelInputs(described, "binary", 1), {"token_embedding_dim": 16, "filters": 16, "dropout": 0.1})
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(200):
         x, y = sample(64)
