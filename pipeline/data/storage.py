@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -29,7 +32,15 @@ class Storage:
         return self._path(path).getFileSystem(self._conf)
 
     def glob_files(self, pattern: str) -> list[FileInfo]:
-        """Files matched by a path or glob; a directory expands to its visible files (not _SUCCESS, .crc)."""
+        """Files matched by a path or glob; a directory expands to its visible files (not _SUCCESS, .crc).
+
+        Local paths are listed with Python's os.scandir: through Hadoop's API every file costs py4j round trips
+        (measured: 3,000 image files listed in 14.8 s, vs well under a second here). Other file systems, and
+        globs with Hadoop-only syntax ({a,b}), go through Hadoop.
+        """
+        local = _local_path(pattern)
+        if local is not None and "{" not in local:
+            return _visible(_list_local(local))
         fs = self._fs(pattern)
         statuses = fs.globStatus(self._path(pattern)) or []
         found: list[FileInfo] = []
@@ -41,10 +52,7 @@ class Storage:
                     found.append(FileInfo(child.getPath().toString(), child.getLen(), child.getModificationTime()))
             else:
                 found.append(FileInfo(status.getPath().toString(), status.getLen(), status.getModificationTime()))
-        return sorted(
-            (f for f in found if not f.path.rsplit("/", 1)[-1].startswith(("_", "."))),
-            key=lambda f: f.path,
-        )
+        return _visible(found)
 
     def glob_dirs(self, pattern: str) -> list[str]:
         """Directories matched by a glob (not their contents)."""
@@ -102,3 +110,34 @@ class Storage:
         self.rename(staged, final)
         if had_old:
             self.delete(backup)
+
+
+def _visible(found: list[FileInfo]) -> list[FileInfo]:
+    """Sorted, without hidden and marker files (names starting with _ or .), as Spark's readers skip them."""
+    return sorted((f for f in found if not f.path.rsplit("/", 1)[-1].startswith(("_", "."))), key=lambda f: f.path)
+
+
+def _local_path(pattern: str) -> str | None:
+    """The local file-system path of `pattern` (no scheme, or file:), else None."""
+    if pattern.startswith("file:"):
+        return "/" + pattern.removeprefix("file:").lstrip("/")
+    if "://" in pattern or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", pattern):
+        return None
+    return os.path.abspath(pattern)
+
+
+def _list_local(path: str) -> list[FileInfo]:
+    """Files matched by a local glob, directories expanded recursively, named as Hadoop names them (file:/...)."""
+    found = []
+    for match in sorted(glob.glob(path)) if glob.has_magic(path) else [path]:
+        if os.path.isdir(match):
+            for folder, _, names in os.walk(match):
+                found += [_local_info(os.path.join(folder, name)) for name in names]
+        elif os.path.isfile(match):
+            found.append(_local_info(match))
+    return found
+
+
+def _local_info(path: str) -> FileInfo:
+    stat = os.stat(path)
+    return FileInfo(f"file:{os.path.abspath(path)}", stat.st_size, int(stat.st_mtime * 1000))
