@@ -363,6 +363,9 @@ class TrainConfig(_Frozen):
 
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     """Image augmentation (features.images only)."""
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Forward-pass precision through torch.autocast on GPU ranks (fp16 adds a gradient scaler); weights stay fp32.
+    CPU ranks train in fp32 whatever the setting (not measured to help there)."""
 
     _reference = field_validator("loss")(_check_reference)
 

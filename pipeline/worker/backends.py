@@ -31,7 +31,7 @@ class RankBackend(Protocol):
 
     def no_sync(self, model) -> contextlib.AbstractContextManager: ...
 
-    def step(self, optimizer, model, grad_clip: float | None) -> None: ...
+    def step(self, optimizer, model, grad_clip: float | None, scaler=None) -> None: ...
 
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor: ...
 
@@ -76,14 +76,22 @@ class HorovodBackend:
         # Horovod counts backward passes itself (backward_passes_per_step); nothing to suspend.
         return contextlib.nullcontext()
 
-    def step(self, optimizer, model, grad_clip: float | None) -> None:
-        if grad_clip is None:
+    def step(self, optimizer, model, grad_clip: float | None, scaler=None) -> None:
+        """`scaler`: fp16's GradScaler; it must unscale the averaged gradients, so they are synchronised first."""
+        if grad_clip is None and scaler is None:
             optimizer.step()
             return
         optimizer.synchronize()  # gradients are averaged now, so clipping sees the global gradient
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         with optimizer.skip_synchronize():
-            optimizer.step()
+            if scaler is None:
+                optimizer.step()
+            else:
+                scaler.step(optimizer)
+                scaler.update()
 
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
@@ -140,10 +148,16 @@ class DDPBackend:
     def no_sync(self, model):
         return model.no_sync()
 
-    def step(self, optimizer, model, grad_clip: float | None) -> None:
+    def step(self, optimizer, model, grad_clip: float | None, scaler=None) -> None:
+        if scaler is not None and grad_clip is not None:
+            scaler.unscale_(optimizer)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
 
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         moved = tensor.to(self.device)

@@ -25,6 +25,7 @@ from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.metrics import MetricSums, higher_is_better
 from pipeline.worker.placement import worker_placement
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
+from pipeline.worker.precision import Precision
 
 log = logging.getLogger("pipeline.worker.loop")
 
@@ -96,6 +97,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     inputs = model_inputs(spec)
     model = build_network(plan.model, inputs).to(device)
     augment = Augmenter(inputs, plan.augment["flip"], plan.augment["crop_padding"], plan.seed, device)
+    precision = Precision(plan.precision, device, log_it=rank0)
     training_loss = _training_loss(plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
 
@@ -146,12 +148,13 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             batch, y = augment(_to_device(batch, device, inputs)), y.to(device, non_blocking=True)
             last_micro = (step + 1) % plan.backward_passes_per_step == 0
             with contextlib.nullcontext() if last_micro else backend.no_sync(model):
-                logits = model(batch)
-                loss = training_loss(logits, y)
-                (loss / plan.backward_passes_per_step).backward()
+                with precision.autocast():
+                    logits = model(batch)
+                    loss = training_loss(logits, y)
+                precision.backward(loss / plan.backward_passes_per_step)
             sums.update(logits.detach(), y)
             if last_micro:
-                backend.step(optimizer, model, plan.grad_clip)
+                backend.step(optimizer, model, plan.grad_clip, precision.scaler)
                 optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
         train_seconds = time.perf_counter() - started
         train_metrics = MetricSums.finalize(

@@ -55,6 +55,7 @@ class TrainPlan:
     seed: int
     loss: str | None  # a user's "module:function", or null for the task's loss
     augment: dict  # {"flip": bool, "crop_padding": int}: train-time image augmentation (pipeline/worker/augment.py)
+    precision: str  # fp32, bf16 or fp16 (pipeline/worker/precision.py; GPU only)
     model_code: CodeArchive | None = None  # train.model.code, zipped on the driver (not a TrainConfig field)
 
     @property

@@ -110,7 +110,7 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
         "train.backward_passes_per_step=3", "train.fp16_allreduce=true", "train.patience=9",
         "train.monitor=val_loss", "train.threads_per_worker=3", "train.shuffle_buffer_rows=999",
         "train.max_steps_per_epoch=17", "train.seed=123", "train.model.hidden=[8]",
-        "train.augment.flip=true", "train.augment.crop_padding=2",
+        "train.augment.flip=true", "train.augment.crop_padding=2", "train.precision=bf16",
     ]  # fmt: skip
     config = load_config([], [f"work_dir={tmp_path}", *changed])
     spec = FeatureSpec(input_schema={"y": "double"}, label=LabelSpec("y", "binary"))
