@@ -62,8 +62,8 @@ class SourceConfig(_Frozen):
     path: str
     """File, folder, glob or Hadoop URI; may contain {date} for date-partitioned input."""
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
-    """Column -> Spark SQL type; text input is read as strings and cast, failed casts are quarantined. Not used
-    by image sources (their columns are fixed)."""
+    """Column -> Spark SQL type; text input is read as strings and cast, failed casts are quarantined; array<float>
+    columns (Parquet, JSON lines) are read as arrays. Not used by image sources (their columns are fixed)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Spark reader options, e.g. {nullValue: NA, sep: ';'}; image: {pathGlobFilter: '*.png'}."""
     primary: bool = False
@@ -197,6 +197,21 @@ class TextFeature(_Frozen):
         return value
 
 
+class ArrayFeature(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Column of fixed-length numbers (array<float> / array<double> in Parquet or JSON lines), e.g. precomputed
+    embeddings or sensor windows; passed to the model as a float32 tensor of the same name, unscaled."""
+    length: int = Field(ge=1, le=1_000_000)
+    """Values per row; a row of another length, or with a null, NaN or infinite value, is quarantined."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in ("numeric", "categorical"):
+            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
+        return value
+
+
 class LabelConfig(_Frozen):
     column: str
     """Label column."""
@@ -220,6 +235,8 @@ class FeaturesConfig(_Frozen):
     """Image inputs: decoded, resized and stored as uint8 pixels; per-channel mean/std fitted on train."""
     texts: list[TextFeature] = Field(default_factory=list)
     """Text inputs: token ids of a vocabulary fitted on train, as fixed-length int32 sequences."""
+    arrays: list[ArrayFeature] = Field(default_factory=list)
+    """Fixed-length number arrays, passed through as float32 tensors (mlp uses them next to numeric columns)."""
     label: LabelConfig | None = None
     """What to predict; required to prepare training data."""
 

@@ -19,11 +19,15 @@ def _require_columns(df, columns: list[str], setting: str) -> None:
         )
 
 
-def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label: bool):
+def tag_invalid(
+    df, rules: CleaningConfig, label: LabelConfig | None, with_label: bool, array_lengths: dict[str, int] | None = None
+):
     """Add `_reason` (all failed rules joined by '; ', null when clean) and `_record` (original values).
 
     Args:
         with_label: apply label rules and require a label (prepare); False at scoring time.
+        array_lengths: array feature column -> its length; another length, a null array or a null / NaN /
+            infinite value in it is a reason (features.arrays, or the spec's at scoring time).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -70,6 +74,9 @@ def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label
         problems.append(F.when(F.coalesce(condition, F.lit(False)), F.lit(rule.reason)))
     if with_label and label is not None:
         problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))
+    _require_columns(df, list(array_lengths or {}), "features.arrays")
+    for column, length in (array_lengths or {}).items():
+        problems += _array_problems(column, length)
 
     reason = F.concat_ws("; ", *problems)
     tagged = df.withColumn(REASON, F.when(reason != "", reason))
@@ -84,6 +91,21 @@ def tag_invalid(df, rules: CleaningConfig, label: LabelConfig | None, with_label
         )
     record = F.when(F.col(REASON).isNotNull(), F.to_json(F.struct(*[F.col(c) for c in df.columns])))
     return tagged.withColumn(RECORD, record)  # only quarantined rows carry their original values
+
+
+def _array_problems(column: str, length: int) -> list:
+    from pyspark.sql import functions as F
+
+    values = F.col(column)
+    bad_value = F.exists(values, lambda v: v.isNull() | F.isnan(v) | v.isin(float("inf"), float("-inf")))
+    return [
+        F.when(values.isNull(), F.lit(f"{column} is null")),
+        F.when(
+            F.size(values) != length,
+            F.concat(F.lit(f"{column}: array length "), F.size(values).cast("string"), F.lit(f", expected {length}")),
+        ),
+        F.when(F.size(values) == length, F.when(bad_value, F.lit(f"{column}: null, NaN or infinite value"))),
+    ]
 
 
 def split_clean(tagged, stage: str, source: str):

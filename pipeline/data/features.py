@@ -18,6 +18,7 @@ from pipeline.model.spec import (
     NULL_INDEX,
     OOV_INDEX,
     PERIODS,
+    ArraySpec,
     CategoricalVocab,
     FeatureSpec,
     LabelSpec,
@@ -65,7 +66,7 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
 
     needed = [n.name for n in features.numeric] + [c.name for c in features.categorical]
     needed += [t.name for t in features.timestamps] + [i.name for i in features.images]
-    needed += [t.name for t in features.texts]
+    needed += [t.name for t in features.texts] + [a.name for a in features.arrays]
     needed += [features.label.column] if features.label else []
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -122,6 +123,7 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
         texts=tuple(
             fit_text_vocab(df.where(is_train), t.name, t.level, t.lowercase, t.top_k, t.max_len) for t in features.texts
         ),
+        arrays=tuple(ArraySpec(a.name, a.length) for a in features.arrays),
     ).with_hash()
     report = {
         "split_rows": {s: row[f"rows__{s}"] for s in ("train", "val", "test", HOLDOUT)},
@@ -257,6 +259,7 @@ def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
         out.append(_index_column(F.col(cat.name).cast("string"), cat.vocab).alias(f"cat__{cat.name}"))
     out += [pixels_column(image) for image in spec.images]
     out += [encode_column(text.name, text).alias(text.column) for text in spec.texts]
+    out += [F.col(array.name).cast("array<float>").alias(array.column) for array in spec.arrays]
     if spec.label is not None:
         out.append(_label_column(spec.label))
     return df.select(*out)

@@ -97,7 +97,8 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         loaded = load_sources(spark, config.data, config.cleaning.max_string_length)
         primary = primary_source(loaded)
         table = raw_table(spark, config.data, loaded)
-        tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True)
+        arrays = {a.name: a.length for a in config.features.arrays}
+        tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True, array_lengths=arrays)
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
         clean, rejected = split_clean(tagged, stage="clean", source="table")
         clean = assign_split(clean, config.split).persist(StorageLevel.MEMORY_AND_DISK)
@@ -137,6 +138,7 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
                 "categorical": spec.categorical_columns,
                 "images": [i.column for i in spec.images],
                 "texts": [t.column for t in spec.texts],
+                "arrays": [a.column for a in spec.arrays],
             },
             raw_input_passes=_passes(file_bytes_read(spark), bytes_before, input_bytes),
             phase_seconds={k: round(v, 2) for k, v in phases.items()},
@@ -229,9 +231,9 @@ def _write_outputs(
     quarantine.write.mode("overwrite").parquet(staging.quarantine_dir)
 
     columns = spec.numeric_columns + spec.categorical_columns + [i.column for i in spec.images]
-    columns += [t.column for t in spec.texts] + (["label"] if spec.label else [])
+    columns += [t.column for t in spec.texts] + [a.column for a in spec.arrays] + (["label"] if spec.label else [])
     bytes_per_row = 4 * max(len(columns), 1) + sum(int(np.prod(i.shape)) for i in spec.images)
-    bytes_per_row += sum(4 * t.max_len for t in spec.texts)
+    bytes_per_row += sum(4 * t.max_len for t in spec.texts) + sum(4 * a.length for a in spec.arrays)
     out = transform(clean.where(F.col(SPLIT).isin(*SPLITS)), spec, keep=(SPLIT, ROW_HASH))
     (
         out.repartition(config.prepare.output_files, F.col(ROW_HASH))

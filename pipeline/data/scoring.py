@@ -169,7 +169,8 @@ def score_rows(
         table = table.where(F.to_date(F.col(config.data.date_column)) == F.lit(day))
     check_schema(table, spec)  # drift is reported against the model before cleaning rules run
     # Cached: the predictions and the quarantine writes both read it (de-duplication shuffles once).
-    tagged = tag_invalid(table, config.cleaning, None, with_label=False).persist()
+    arrays = {a.name: a.length for a in spec.arrays}
+    tagged = tag_invalid(table, config.cleaning, None, with_label=False, array_lengths=arrays).persist()
     clean, rejected = split_clean(tagged, stage="clean", source="table")
     if date_partitioned or day is None:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of the files this run reads in full

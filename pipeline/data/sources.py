@@ -105,10 +105,16 @@ def _read_parquet(spark, source: SourceConfig, files: list[str]):
             f"source {source.name!r}: column(s) {missing} declared in the schema are missing from "
             f"{source.path} (it has {df.columns}). Fix: update data.sources[].schema or the data"
         )
-    # Strings again, so the same cast-and-report path handles Parquet type drift.
+    # Strings again, so the same cast-and-report path handles Parquet type drift (arrays keep their type).
+    types = parse_types(source)
     return df.select(
-        *[F.col(c).cast("string").alias(c) for c in source.schema_], F.lit(None).cast("string").alias(CORRUPT)
+        *[F.col(c).cast("string" if not _is_array(types[c]) else types[c]).alias(c) for c in source.schema_],
+        F.lit(None).cast("string").alias(CORRUPT),
     )
+
+
+def _is_array(dtype) -> bool:
+    return dtype.typeName() == "array"
 
 
 def tag_rows(raw, source: SourceConfig, max_string_length: int):
@@ -120,6 +126,23 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
     typed = []
     for column, dtype in types.items():
         original = F.col(column)
+        if _is_array(dtype):
+            if source.format == "json":  # read as the JSON text of the array: parse it, report what does not parse
+                value = F.from_json(original, dtype)
+                problems.append(
+                    F.when(
+                        original.isNotNull() & value.isNull() & F.col(CORRUPT).isNull(),
+                        F.concat(
+                            F.lit(f"{column}: cannot read '"),
+                            F.substring(original, 1, 100),
+                            F.lit(f"' as {dtype.simpleString()}"),
+                        ),
+                    )
+                )
+            else:
+                value = original
+            typed.append(value.alias(column))
+            continue
         if dtype.simpleString() == "string":
             value = original
             problems.append(F.when(F.instr(original, "\ufffd") > 0, F.lit(f"{column}: invalid UTF-8 bytes")))
@@ -145,7 +168,8 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
     reason = F.concat_ws("; ", *problems)
     failed = reason != ""
     # The original text is only kept for rows that go to quarantine (serialising every row is costly).
-    record = F.when(failed, F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(c) for c in source.schema_]))))
+    original_values = F.struct(*[F.col(c) for c in source.schema_])
+    record = F.when(failed, F.coalesce(F.col(CORRUPT), F.to_json(original_values)))
     return raw.select(
         *typed,
         F.when(failed, reason).alias(REASON),

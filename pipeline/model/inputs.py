@@ -7,8 +7,9 @@ torch only: a user's factory can rely on nothing else.
 A batch is a mapping {tensor name: tensor}: `numeric` (float32 [B, n]) and `categorical` (int64 [B, k]), each
 present only when the feature spec has such columns, and one float32 [B, C, H, W] tensor per image feature, named
 after its column, and one int64 [B, max_len] tensor of token ids per text feature (0 = padding, 1 = unknown), also
-named after its column. The label is never in it. Images travel as uint8 (4x fewer bytes through the loader and to the
-device) and become normalised floats on the device (`to_model_view`), so a model only ever sees the float form.
+named after its column, and one float32 [B, length] tensor per array feature. The label is never in it. Images
+travel as uint8 (4x fewer bytes through the loader and to the device) and become normalised floats on the device
+(`to_model_view`), so a model only ever sees the float form.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from pipeline.model.spec import FeatureSpec
 
-NUMERIC, CATEGORICAL, IMAGE, TOKENS = "numeric", "categorical", "image", "tokens"
+NUMERIC, CATEGORICAL, IMAGE, TOKENS, ARRAY = "numeric", "categorical", "image", "tokens", "array"
 RESERVED_NAMES = (NUMERIC, CATEGORICAL)  # tensor names that a feature column must not take
 Batch = dict[str, torch.Tensor]
 
@@ -35,7 +36,7 @@ class TensorInput:
     dtype: str  # torch dtype name as the model sees it: "float32", "int64"
     columns: tuple[str, ...]
     cardinalities: tuple[int, ...] = ()  # categorical: indices run 0..cardinality-1 (0 = null, 1 = unseen)
-    kind: str = NUMERIC  # numeric, categorical, image or tokens
+    kind: str = NUMERIC  # numeric, categorical, image, tokens or array
     stored_dtype: str = ""  # how the loader carries it when that differs from `dtype` (images: uint8, tokens: int32)
     mean: tuple[float, ...] = ()  # image: per channel, of pixel / 255 on train (the model sees (x - mean) / std)
     std: tuple[float, ...] = ()
@@ -47,7 +48,7 @@ class TensorInput:
     @property
     def packed(self) -> bool:
         """One Parquet column holds the whole per-row tensor (image pixels, token ids), not one column per value."""
-        return self.kind in (IMAGE, TOKENS)
+        return self.kind in (IMAGE, TOKENS, ARRAY)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class ModelInputs:
     def num_numeric(self) -> int:
         tensor = self.tensors.get(NUMERIC)
         return tensor.shape[0] if tensor else 0
+
+    @property
+    def array_width(self) -> int:
+        """Values of every array tensor together (the built-in mlp concatenates them with the numeric columns)."""
+        return sum(t.shape[0] for t in self.of_kind(ARRAY))
 
     @property
     def cardinalities(self) -> list[int]:
@@ -107,6 +113,8 @@ def model_inputs(spec: FeatureSpec) -> ModelInputs:
         tensors[text.name] = TensorInput(
             text.name, (text.max_len,), "int64", (text.column,), (text.size,), kind=TOKENS, stored_dtype="int32"
         )
+    for array in spec.arrays:
+        tensors[array.name] = TensorInput(array.name, (array.length,), "float32", (array.column,), kind=ARRAY)
     label = spec.label
     task = label.task if label else "binary"
     return ModelInputs(tensors, task, spec.num_classes, tuple(label.classes) if label else ())
@@ -123,6 +131,9 @@ def batch_from_frame(spec: FeatureSpec, frame: pd.DataFrame) -> Batch:
     tokens = spec.transform_texts(frame)
     for text in spec.texts:
         batch[text.name] = torch.from_numpy(tokens[text.column])
+    arrays = spec.transform_arrays(frame)
+    for array in spec.arrays:
+        batch[array.name] = torch.from_numpy(arrays[array.column])
     return batch
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.model.inputs import CATEGORICAL, NUMERIC, ModelInputs
+from pipeline.model.inputs import ARRAY, CATEGORICAL, NUMERIC, ModelInputs
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -58,12 +58,15 @@ class TabularMLP(nn.Module):
         dropout: float = 0.0,
         norm: str = "none",
         embedding_dim: int | None = None,
+        arrays: tuple[str, ...] = (),
+        array_width: int = 0,
     ):
         super().__init__()
+        self.arrays = arrays  # names of array tensors, concatenated after the numeric columns
         dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
         self.embeddings = nn.ModuleList(nn.Embedding(c, d) for c, d in zip(cardinalities, dims, strict=True))
         layers: list[nn.Module] = []
-        width = num_numeric + sum(dims)
+        width = num_numeric + array_width + sum(dims)
         for size in hidden:
             layers.append(nn.Linear(width, size))
             if norm == "batch":
@@ -81,6 +84,7 @@ class TabularMLP(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = [batch[NUMERIC]] if NUMERIC in batch else []
+        parts += [batch[name] for name in self.arrays]
         parts += [emb(batch[CATEGORICAL][:, i]) for i, emb in enumerate(self.embeddings)]
         return self.body(torch.cat(parts, dim=1))
 
@@ -91,7 +95,9 @@ def linear(inputs: ModelInputs, params: dict) -> nn.Module:
 
 
 def mlp(inputs: ModelInputs, params: dict) -> nn.Module:
-    """Factory of train.model.type=mlp; params are train.model's hidden, activation, dropout, norm, embedding_dim."""
+    """Factory of train.model.type=mlp; params are train.model's hidden, activation, dropout, norm, embedding_dim.
+
+    Array features (features.arrays) join the numeric columns."""
     return TabularMLP(
         inputs.num_numeric,
         inputs.cardinalities,
@@ -101,4 +107,6 @@ def mlp(inputs: ModelInputs, params: dict) -> nn.Module:
         dropout=params["dropout"],
         norm=params["norm"],
         embedding_dim=params.get("embedding_dim"),
+        arrays=tuple(t.name for t in inputs.of_kind(ARRAY)),
+        array_width=inputs.array_width,
     )

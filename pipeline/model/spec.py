@@ -77,6 +77,18 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ArraySpec:
+    """A fixed-length number array passed through as float32 (precomputed embeddings, sensor windows)."""
+
+    name: str
+    length: int
+
+    @property
+    def column(self) -> str:
+        return f"arr__{self.name}"
+
+
+@dataclass(frozen=True)
 class LabelSpec:
     column: str
     task: str
@@ -112,6 +124,7 @@ class FeatureSpec:
     key_columns: tuple[str, ...] = ()
     images: tuple[ImageSpec, ...] = ()
     texts: tuple[TextVocab, ...] = ()
+    arrays: tuple[ArraySpec, ...] = ()
     version: int = SPEC_VERSION
     schema_hash: str = field(default="")
 
@@ -141,7 +154,7 @@ class FeatureSpec:
     def input_columns(self) -> list[str]:
         """Clean columns the transform needs (the model's input signature)."""
         names = [n.name for n in self.numeric] + [c.name for c in self.categorical] + [t.name for t in self.timestamps]
-        names += [i.name for i in self.images] + [t.name for t in self.texts]
+        names += [i.name for i in self.images] + [t.name for t in self.texts] + [a.name for a in self.arrays]
         return list(dict.fromkeys(names))
 
     @property
@@ -177,6 +190,7 @@ class FeatureSpec:
                 ImageSpec(**{**i, "mean": tuple(i["mean"]), "std": tuple(i["std"])}) for i in raw.get("images", ())
             ),
             texts=tuple(TextVocab.from_dict(t) for t in raw.get("texts", ())),
+            arrays=tuple(ArraySpec(**a) for a in raw.get("arrays", ())),
             version=raw["version"],
             schema_hash=raw["schema_hash"],
         )
@@ -234,6 +248,25 @@ class FeatureSpec:
                 out[image.column] = decode_many(list(df[image.name]), image.mode, image.height, image.width)
             except ImageDecodeError as exc:
                 raise ImageDecodeError(f"column {image.name!r}: {exc}") from None
+        return out
+
+    def transform_arrays(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Array columns (lists or numpy arrays per row) -> {ArraySpec.column: float32 [n, length]}.
+
+        Raises:
+            ValueError: naming the column and the first row whose array is missing or has another length.
+        """
+        out = {}
+        for array in self.arrays:
+            values = np.empty((len(df), array.length), dtype=np.float32)
+            for row, value in enumerate(df[array.name]):
+                size = None if value is None else len(value)
+                if size != array.length:
+                    raise ValueError(
+                        f"column {array.name!r}, row {row}: array of length {size}, the model needs {array.length}"
+                    )
+                values[row] = np.asarray(value, dtype=np.float32)
+            out[array.column] = values
         return out
 
     def transform_texts(self, df: pd.DataFrame) -> dict[str, np.ndarray]:

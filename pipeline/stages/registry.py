@@ -70,11 +70,15 @@ class Promotion:
 def signature_for(spec: FeatureSpec):
     """Column-based signature (nullable inputs), which spark_udf can feed from scalar columns."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import Array, ColSpec, Schema
 
     inputs = []
     for column in spec.input_columns:
         spark_type = spec.input_schema[column]
+        element = spark_type.removeprefix("array<").removesuffix(">")
+        if spark_type.startswith("array<") and element in ("float", "double"):  # features.arrays
+            inputs.append(ColSpec(Array(SPARK_TO_MLFLOW[element]), column, required=False))
+            continue
         if spark_type not in SPARK_TO_MLFLOW:
             raise TrackingError(
                 f"input column {column!r} has type {spark_type}, which the model signature cannot carry. "

@@ -142,3 +142,43 @@ def test_text_cnn_learns_reviews_with_ddp_and_scores_alike(spark, trained_review
     by_udf = udf_scores(spark, outcome.model.uri, rows, ["text"], "probability double, prediction long")
     np.testing.assert_allclose(by_udf["probability"], in_process["probability"], atol=1e-6)
     assert list(by_udf["prediction"]) == list(in_process["prediction"])
+
+
+def test_array_features_train_an_mlp_and_score_alike(spark, tmp_path):
+    """Precomputed vectors (array<double> in Parquet) next to a numeric column: mlp learns a linear rule of both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 8))
+    extra = rng.normal(size=3000)
+    label = (vectors @ np.linspace(-1, 1, 8) + 0.5 * extra > 0).astype(int)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    table = {"id": [f"r{i}" for i in range(3000)], "vec": list(vectors), "extra": extra, "y": label}
+    pq.write_table(pa.table(table), raw / "part.parquet")
+    work = tmp_path / "work"
+    config = load_config(
+        [ROOT / "conf/local.yaml"],
+        [
+            f"work_dir={work}",
+            f"data.sources=[{{name: v, primary: true, format: parquet, path: '{raw}', "
+            "schema: {id: string, vec: 'array<float>', extra: double, y: int}}]",
+            "data.key_columns=[id]",
+            "features={arrays: [{name: vec, length: 8}], numeric: [{name: extra}], label: {column: y, task: binary}}",
+            "split={method: hash, key: id, val_fraction: 0.15, test_fraction: 0.15}",
+            "prepare.output_files=2",
+            "train={epochs: 3, batch_size: 64, num_proc: 2, nics: [lo], model: {hidden: [32]}}",
+            "tracking.model_name=vectors",
+        ],
+    )
+    run_prepare(spark, config)
+    outcome = run_train(spark, config)
+    assert outcome.result.test_metrics["test_auc"] >= 0.9  # a linear rule of the inputs
+    clean = spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
+    rows = clean.where(f"{SPLIT} = 'test'").orderBy("id").limit(50).toPandas()
+    rows["key"] = rows["id"]
+    tracking.configure(config.tracking, config.spark.master)
+    in_process = registry.load_pyfunc(outcome.model.uri).predict(rows[["vec", "extra"]])
+    by_udf = udf_scores(spark, outcome.model.uri, rows, ["vec", "extra"], "probability double, prediction long")
+    np.testing.assert_allclose(by_udf["probability"], in_process["probability"], atol=1e-6)

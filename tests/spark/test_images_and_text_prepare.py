@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -169,3 +170,44 @@ def test_text_features_in_parquet_equal_the_models_ids(spark, tmp_path):
 def test_reserved_tensor_names_are_rejected(tmp_path, image_folder):
     with pytest.raises(ConfigError, match="names a tensor of tabular features"):
         image_config(tmp_path, image_folder, "features.images=[{name: numeric}]")
+
+
+def test_array_columns_pass_through_and_bad_lengths_are_quarantined(spark, tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = [rng.normal(size=4).astype(np.float32).tolist() for _ in range(40)]
+    vectors[3] = [1.0, 2.0]  # too short
+    vectors[5] = [1.0, None, 2.0, 3.0]  # a null inside
+    vectors[7] = [1.0, float("nan"), 2.0, 3.0]
+    vectors[9] = None
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(40)],
+            "emb": pa.array(vectors, type=pa.list_(pa.float64())),
+            "y": [i % 2 for i in range(40)],
+        }
+    )
+    (tmp_path / "raw").mkdir()
+    pq.write_table(table, tmp_path / "raw" / "part.parquet")
+    config = load_config(
+        [],
+        [
+            f"work_dir={tmp_path / 'work'}",
+            f"data.sources=[{{name: v, primary: true, format: parquet, path: '{tmp_path / 'raw'}', "
+            "schema: {id: string, emb: 'array<float>', y: int}}]",
+            "data.key_columns=[id]",
+            "features.arrays=[{name: emb, length: 4}]",
+            "features.label={column: y, task: binary}",
+            "split={method: hash, key: id, val_fraction: 0.2, test_fraction: 0.2}",
+            "prepare.output_files=1",
+        ],
+    )
+    result = run_prepare(spark, config)
+    reasons = {r["reason"] for r in result.report.quarantine_reasons}
+    assert reasons == {"emb: array length 2, expected 4", "emb: null, NaN or infinite value", "emb is null"}
+    assert (result.report.counts.clean_rows, result.report.counts.quarantined_rows) == (36, 4)
+    assert result.spec.input_schema["emb"] == "array<float>"
+    layout = Layout.from_config(config)
+    written = pd.concat([read_split(layout, s) for s in ("train", "val", "test")])
+    clean = spark.read.parquet(layout.prepared.clean_dir).toPandas()
+    expected = result.spec.transform_arrays(clean)["arr__emb"]
+    assert sorted(map(tuple, np.stack(written["arr__emb"]).tolist())) == sorted(map(tuple, expected.tolist()))
