@@ -237,6 +237,17 @@ class FeaturesConfig(_Frozen):
     """Text inputs: token ids of a vocabulary fitted on train, as fixed-length int32 sequences."""
     arrays: list[ArrayFeature] = Field(default_factory=list)
     """Fixed-length number arrays, passed through as float32 tensors (mlp uses them next to numeric columns)."""
+
+    @model_validator(mode="after")
+    def _one_tensor_per_name(self) -> FeaturesConfig:
+        names = [f.name for group in (self.images, self.texts, self.arrays) for f in group]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"{repeated} appear more than once in features.images / texts / arrays, and each names one tensor of "
+                "the batch. Fix: alias the column in data.query to declare it twice"
+            )
+        return self
     label: LabelConfig | None = None
     """What to predict; required to prepare training data."""
 

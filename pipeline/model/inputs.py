@@ -23,7 +23,6 @@ import torch
 from pipeline.model.spec import FeatureSpec
 
 NUMERIC, CATEGORICAL, IMAGE, TOKENS, ARRAY = "numeric", "categorical", "image", "tokens", "array"
-RESERVED_NAMES = (NUMERIC, CATEGORICAL)  # tensor names that a feature column must not take
 Batch = dict[str, torch.Tensor]
 
 

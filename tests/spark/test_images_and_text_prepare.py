@@ -167,9 +167,11 @@ def test_text_features_in_parquet_equal_the_models_ids(spark, tmp_path):
     assert (0, 0, 0, 0) in observed  # the null text: padding only
 
 
-def test_reserved_tensor_names_are_rejected(tmp_path, image_folder):
+def test_reserved_and_repeated_tensor_names_are_rejected(tmp_path, image_folder):
     with pytest.raises(ConfigError, match="names a tensor of tabular features"):
         image_config(tmp_path, image_folder, "features.images=[{name: numeric}]")
+    with pytest.raises(ConfigError, match="appear more than once"):
+        image_config(tmp_path, image_folder, "features.texts=[{name: content}]")
 
 
 def test_array_columns_pass_through_and_bad_lengths_are_quarantined(spark, tmp_path):
