@@ -3,7 +3,8 @@
 Each rank owns a disjoint set of row groups. Every rank computes the same steps-per-epoch from Parquet
 metadata alone (the smallest shard's full batches), so synchronous allreduce never waits on a rank that
 ran out of data. Rows are shuffled by an epoch-seeded row-group order plus a bounded shuffle buffer, and a
-background thread prefetches batches while the model trains.
+background thread prefetches batches while the model trains; a second one decodes the next row group meanwhile
+(Arrow releases the GIL), so Parquet decoding overlaps the copies into and out of the buffer.
 
 A batch is (mapping of named tensors, label): the mapping holds one tensor per TensorInput the loader was given
 (pipeline/model/inputs.py), e.g. `numeric` float32 [B, n], `categorical` int64 [B, k], and images as stored: uint8
@@ -15,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,9 @@ import torch
 from pipeline.model.inputs import TensorInput
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+# Decode the next row group while the current one is copied only when holding one more decoded group is cheap
+# (tabular groups: ~20 MB; a 131,072-row group of 3x64x64 images would be 1.6 GB).
+READ_AHEAD_MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class RowGroup:
     path: str
     index: int
     rows: int
+    nbytes: int = 0  # uncompressed, all columns (Parquet metadata)
 
 
 def list_row_groups(dataset: ds.FileSystemDataset) -> list[RowGroup]:
@@ -39,7 +45,8 @@ def list_row_groups(dataset: ds.FileSystemDataset) -> list[RowGroup]:
     groups = []
     for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
         for rg in range(fragment.metadata.num_row_groups):
-            groups.append(RowGroup(fragment.path, rg, fragment.metadata.row_group(rg).num_rows))
+            meta = fragment.metadata.row_group(rg)
+            groups.append(RowGroup(fragment.path, rg, meta.num_rows, meta.total_byte_size))
     return groups
 
 
@@ -107,13 +114,34 @@ class ShardedParquetLoader:
             self._fragments[group.path] = fragment
         return fragment.subset(row_group_ids=[group.index]).to_table(columns=self._columns())
 
-    def _fill(self, buffers, offset: int, group: RowGroup) -> int:
-        """Copy one row group into the row-major shuffle buffer; returns its row count.
+    def _tables(self, order: np.ndarray) -> Iterator[pa.Table]:
+        """The shard's row groups in `order`, each decoded in a reader thread while the previous one is in use.
+
+        One read ahead: at most one decoded row group waits besides the one being copied (none when groups are
+        larger than READ_AHEAD_MAX_BYTES). Errors re-raise here. Measured on 40 float columns: epochs ~1.2x faster
+        when a core is free, the same CPU time.
+        """
+        groups = [self.shard[i] for i in order]
+        if max((g.nbytes for g in groups), default=0) > READ_AHEAD_MAX_BYTES:
+            yield from map(self._table, groups)
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-read")
+        try:
+            pending = pool.submit(self._table, groups[0]) if groups else None
+            for position in range(len(groups)):
+                table = pending.result()
+                if position + 1 < len(groups):
+                    pending = pool.submit(self._table, groups[position + 1])
+                yield table
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _fill(self, buffers, offset: int, table: pa.Table) -> int:
+        """Copy one decoded row group into the row-major shuffle buffer; returns its row count.
 
         Columns come from Arrow without a copy (single-chunk, no nulls), are stacked contiguously and
         transposed in one block: measured ~5.7M rows/s here, versus ~5.2M for 40 strided column writes.
         """
-        table = self._table(group)
         n = table.num_rows
         *features, y = buffers
         for tensor, buffer in zip(self.tensors, features, strict=True):
@@ -137,10 +165,18 @@ class ShardedParquetLoader:
             np.zeros(capacity, dtype=y_dtype),
         )
         limit = self.steps_per_epoch if full_only else None
+        tables = self._tables(order)
+        try:
+            yield from self._emit(buffers, tables, rng, limit, full_only)
+        finally:
+            tables.close()  # stops the reader when the consumer stops early
+
+    def _emit(self, buffers, tables: Iterator[pa.Table], rng, limit: int | None, full_only: bool) -> Iterator[Batch]:
+        """Per buffer fill: one permutation, then full batches; the tail rows move to the front of the next fill."""
         emitted, filled = 0, 0
-        for position, i in enumerate(order):
-            filled += self._fill(buffers, filled, self.shard[i])
-            last = position == len(order) - 1
+        for position, table in enumerate(tables):
+            filled += self._fill(buffers, filled, table)
+            last = position == len(self.shard) - 1
             if filled < self.buffer_rows and not last:
                 continue
             index = rng.permutation(filled) if self.shuffle else np.arange(filled)
@@ -155,13 +191,17 @@ class ShardedParquetLoader:
                 if not full_only and len(rest):
                     yield self._gather(buffers, rest)
                 return
-            for buffer in buffers:  # carry the tail into the next fill (fancy indexing copies first)
-                buffer[: len(rest)] = buffer[rest]
+            for buffer in buffers:  # carry the tail into the next fill (take copies first)
+                buffer[: len(rest)] = np.take(buffer, rest, axis=0)
             filled = len(rest)
 
     def _gather(self, buffers, index: np.ndarray) -> Batch:
-        """Fresh arrays for one batch (the buffer is reused afterwards)."""
-        *features, y = (torch.from_numpy(b[index]) for b in buffers)
+        """Fresh arrays for one batch (the buffer is reused afterwards).
+
+        np.take along axis 0 copies whole rows: ~3.5x faster here than the equal `b[index]` (fancy indexing) on a
+        53 MB float buffer of 40 columns, and 2x on 28x28 uint8 images.
+        """
+        *features, y = (torch.from_numpy(np.take(b, index, axis=0)) for b in buffers)
         return {t.name: x for t, x in zip(self.tensors, features, strict=True)}, y
 
     def train_epoch(self, epoch: int) -> Iterator[Batch]:
