@@ -1,4 +1,4 @@
-"""Collect benchmarks/results/{prepare,train,score}.json into one summary.json and a markdown table.
+"""Collect benchmarks/results/{prepare,train,score,loader,deep_data}.json into one summary.json and a markdown table.
 
 `make bench` runs the three benchmarks and then this script; `--readme` also rewrites the table in
 benchmarks/README.md between its BENCHMARK-TABLE markers, so the README shows the last measured run.
@@ -66,6 +66,23 @@ def rows(results: dict) -> list[dict]:
             score["ratio"],
             score["target"],
         )
+    if loader := results.get("loader"):
+        for name, data in loader["datasets"].items():
+            add("loader", f"{name}: ours ÷ 1-worker training (2 threads), rows/s", data["ours_vs_training"], 20)
+            if "ours_vs_ray" in data:
+                target = 3 if name == "tabular" else 1
+                add("loader", f"{name}: ours ÷ Ray Data iter_torch_batches, rows/s", data["ours_vs_ray"], target)
+    if deep := results.get("deep_data"):
+        if digits := deep.get("digits"):
+            accuracy = round(digits["test"]["test_accuracy"], 4)
+            published, pixels_lr = digits["published_simple_cnn"], digits["logistic_regression_raw_pixels"]
+            add("demo", "digits: cnn test accuracy vs the published simple CNN", accuracy, published)
+            add("demo", "digits: cnn ÷ logistic regression on raw pixels, accuracy", round(accuracy / pixels_lr, 3), 1)
+        if reviews := deep.get("reviews"):
+            ratio = round(reviews["test"]["test_auc"] / reviews["logistic_regression_bow_auc"], 3)
+            add("demo", "reviews: text_cnn ÷ bag-of-words logistic regression, test AUC", ratio, 1)
+        if decoding := deep.get("image_decoding"):
+            add("prepare", "image source ÷ plain Pillow loop, decoded images/s per core", decoding["per_core_ratio"], 1)
     return out
 
 
@@ -82,7 +99,7 @@ def markdown(table: list[dict]) -> str:
 def load_results() -> dict:
     return {
         name: json.loads((RESULTS / f"{name}.json").read_text())
-        for name in ("prepare", "train", "score")
+        for name in ("prepare", "train", "score", "loader", "deep_data")
         if (RESULTS / f"{name}.json").exists()
     }
 

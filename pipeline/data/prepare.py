@@ -101,7 +101,8 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True, array_lengths=arrays)
         tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
         clean, rejected = split_clean(tagged, stage="clean", source="table")
-        clean = assign_split(clean, config.split).persist(StorageLevel.MEMORY_AND_DISK)
+        locations = ("path",) if any(s.format == "image" for s in config.data.sources) else ()
+        clean = assign_split(clean, config.split, locations).persist(StorageLevel.MEMORY_AND_DISK)
         read_counts = _read_counts(loaded)
         table_counts = {
             ("clean" if r["ok"] else "quarantined"): r["count"]

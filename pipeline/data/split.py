@@ -10,8 +10,13 @@ ROW_HASH = "_row_hash"  # column: stable row order of the feature files
 HOLDOUT = "holdout"
 
 
-def assign_split(df, split: SplitConfig):
-    """Add `_split` (train/val/test/holdout) and `_row_hash` (stable row order for output files)."""
+def assign_split(df, split: SplitConfig, location_columns: tuple[str, ...] = ()):
+    """Add `_split` (train/val/test/holdout) and `_row_hash` (stable row order for output files).
+
+    Args:
+        location_columns: columns that say where a row was read from (an image source's `path`); left out of the
+            row hash, so the features files, and the model trained on them, do not change when the data moves.
+    """
     from pyspark.sql import functions as F
 
     if split.method == "hash":
@@ -40,4 +45,5 @@ def assign_split(df, split: SplitConfig):
             .when(within(split.test), "test")
             .otherwise(HOLDOUT)
         )
-    return df.withColumn(SPLIT, label).withColumn(ROW_HASH, F.xxhash64(*[F.col(c) for c in df.columns]))
+    hashed = [F.col(c) for c in df.columns if c not in location_columns]
+    return df.withColumn(SPLIT, label).withColumn(ROW_HASH, F.xxhash64(*hashed))

@@ -4,6 +4,7 @@ Parquet holding exactly what the registered model's pandas path computes (parity
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -213,3 +214,14 @@ def test_array_columns_pass_through_and_bad_lengths_are_quarantined(spark, tmp_p
     clean = spark.read.parquet(layout.prepared.clean_dir).toPandas()
     expected = result.spec.transform_arrays(clean)["arr__emb"]
     assert sorted(map(tuple, np.stack(written["arr__emb"]).tolist())) == sorted(map(tuple, expected.tolist()))
+
+
+def test_moving_the_image_folder_changes_no_feature_file(spark, tmp_path, image_folder):
+    copies = []
+    for name in ("here", "elsewhere/deeper"):
+        folder = tmp_path / "data" / name
+        shutil.copytree(image_folder, folder)
+        result = run_prepare(spark, image_config(tmp_path / "work" / name.replace("/", "-"), folder))
+        layout = Layout.from_config(image_config(tmp_path / "work" / name.replace("/", "-"), folder))
+        copies.append([read_split(layout, "train")["img__content"].tolist(), result.spec.images])
+    assert copies[0] == copies[1]  # same rows in the same order, same fitted statistics
