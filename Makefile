@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: setup demo demo-custom-model demo-images demo-text run test lint mlflow-ui clean bench
+.PHONY: setup demo demo-custom-model demo-images demo-text run test lint mlflow-ui clean bench bench-deep
 
 setup: $(STAMP)
 
@@ -66,6 +66,13 @@ bench: setup
 	$(BIN)/python benchmarks/prepare.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/report.py --readme
+
+# Images, text and the loader (about 10 min): demo quality vs references, image decoding, loader vs Ray Data.
+bench-deep: setup
+	$(BIN)/pip install --quiet '.[bench]'
+	$(BIN)/python benchmarks/loader.py
+	$(BIN)/python benchmarks/deep_data.py
 	$(BIN)/python benchmarks/report.py --readme
 
 clean:

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import faults
 from pipeline.config.load import load_config
 from pipeline.data.demo import write_digits_images, write_reviews
 from pipeline.data.split import SPLIT
+from pipeline.errors import TrainingError
 from pipeline.layout import Layout
 from pipeline.stages import registry, tracking
-from tests.helpers import ROOT, run_prepare, run_score, run_train, serve_and_predict
+from tests.helpers import ROOT, assert_same_weights, run_prepare, run_score, run_train, serve_and_predict
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +89,33 @@ def test_registered_cnn_scores_bytes_paths_spark_udf_and_rest_alike(spark, train
     served = serve_and_predict(outcome.model.uri, encoded, config.tracking.uri)  # base64 image bytes over REST
     assert list(served["prediction"]) == list(in_process["prediction"][:5])
     np.testing.assert_allclose(served["probability"], in_process["probability"][:5], atol=1e-6)
+
+
+def test_killed_rank_then_rerun_resumes_exactly_with_augmentation(spark, trained_digits, tmp_path, monkeypatch):
+    """Flips and crops are drawn from (seed, epoch, rank) and batch norm is synced: a resumed run is bit-identical."""
+    config, *_ = trained_digits
+
+    def resume_config(store: str):
+        return config.model_copy(
+            update={
+                "train": config.train.model_copy(
+                    update={"epochs": 3, "augment": config.train.augment.model_copy(update={"flip": True})}
+                ),
+                "tracking": config.tracking.model_copy(
+                    update={"uri": f"sqlite:///{tmp_path}/{store}.db", "artifact_root": f"{tmp_path}/{store}-art"}
+                ),
+            }
+        )
+
+    uninterrupted = run_train(spark, resume_config("straight"), register=False)
+    monkeypatch.setenv(faults.ENV, "train_step:1,3,1")  # rank 1 hard-exits at epoch 1, step 3
+    with pytest.raises(TrainingError, match="fault injection"):
+        run_train(spark, resume_config("killed"), register=False)
+    monkeypatch.delenv(faults.ENV)
+    resumed = run_train(spark, resume_config("killed"), register=False)
+    assert resumed.result.resumed_from_epoch == 1
+    assert_same_weights(uninterrupted.result.best_model_path, resumed.result.best_model_path)
+    assert resumed.result.test_metrics == uninterrupted.result.test_metrics
 
 
 def test_scoring_a_folder_quarantines_undecodable_images(spark, trained_digits, tmp_path):
