@@ -152,7 +152,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
                     logits = model(batch)
                     loss = training_loss(logits, y)
                 precision.backward(loss / plan.backward_passes_per_step)
-            sums.update(logits.detach(), y)
+            sums.update(logits.detach().float(), y)  # autocast may give bf16/fp16 logits
             if last_micro:
                 backend.step(optimizer, model, plan.grad_clip, precision.scaler)
                 optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
