@@ -248,6 +248,7 @@ class FeaturesConfig(_Frozen):
                 "the batch. Fix: alias the column in data.query to declare it twice"
             )
         return self
+
     label: LabelConfig | None = None
     """What to predict; required to prepare training data."""
 
