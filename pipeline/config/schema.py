@@ -6,27 +6,16 @@ docs/configuration.md is generated from these classes (pipeline/config/reference
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-_REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$")
-
-
-def _check_reference(value: str | None) -> str | None:
-    """A "package.module:function" reference (model factories, custom losses)."""
-    if value is not None and not _REFERENCE.fullmatch(value):
-        raise ValueError(f'{value!r} is not "package.module:function". Fix: write e.g. "my_models.resnet:build"')
-    return value
+from pipeline.config.features import FeaturesConfig
+from pipeline.config.frozen import Frozen, check_reference
+from pipeline.config.tuning import TuneConfig
 
 
-class _Frozen(BaseModel):
-    # Attribute docstrings become field descriptions: the config reference is generated from them.
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class SparkConfig(_Frozen):
+class SparkConfig(Frozen):
     master: str = "local[2]"
     """Spark master URL: local[k], local-cluster[n,cores,mb], spark://host:7077, yarn, k8s://..."""
     app_name: str = "sparktrain"
@@ -45,7 +34,7 @@ class SparkConfig(_Frozen):
     """Any other Spark conf, e.g. {spark.executor.memory: 4g}."""
 
 
-class ImageSourceConfig(_Frozen):
+class ImageSourceConfig(Frozen):
     """How an image source checks its files (each file is fully decoded once at read; failures are quarantined)."""
 
     accept_modes: list[str] = Field(default_factory=list)
@@ -53,7 +42,7 @@ class ImageSourceConfig(_Frozen):
     any mode (features.images converts it)."""
 
 
-class SourceConfig(_Frozen):
+class SourceConfig(Frozen):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """View name of the source in data.query."""
     format: Literal["csv", "json", "parquet", "image"]
@@ -83,7 +72,7 @@ class SourceConfig(_Frozen):
         return self
 
 
-class RuleConfig(_Frozen):
+class RuleConfig(Frozen):
     """A row for which the SQL `when` is true goes to quarantine with `reason`."""
 
     when: str
@@ -92,14 +81,14 @@ class RuleConfig(_Frozen):
     """Text written to the quarantined row's _reason."""
 
 
-class RangeConfig(_Frozen):
+class RangeConfig(Frozen):
     min: float | None = None
     """Smallest allowed value (inclusive); null: no lower bound."""
     max: float | None = None
     """Largest allowed value (inclusive); null: no upper bound."""
 
 
-class CleaningConfig(_Frozen):
+class CleaningConfig(Frozen):
     required: list[str] = Field(default_factory=list)
     """Columns that must not be null."""
     ranges: dict[str, RangeConfig] = Field(default_factory=dict)
@@ -118,7 +107,7 @@ class CleaningConfig(_Frozen):
     """Longer strings are quarantined at read time (protects memory and the vocabularies)."""
 
 
-class DataConfig(_Frozen):
+class DataConfig(Frozen):
     sources: list[SourceConfig] = Field(default_factory=list)
     """The raw inputs, each registered as a view for the query."""
     query: str | None = None
@@ -129,131 +118,7 @@ class DataConfig(_Frozen):
     """Date/timestamp column that `score --date` selects on."""
 
 
-class NumericFeature(_Frozen):
-    name: str
-    """Column name."""
-    log1p: bool = False
-    """Apply sign(x)*log1p(|x|) before standardising (long-tailed values)."""
-    clip: tuple[float, float] | None = None
-    """[low, high] applied before the transform."""
-    missing_indicator: bool = True
-    """Add a 0/1 column telling the model the value was imputed (median of train)."""
-
-
-class CategoricalFeature(_Frozen):
-    name: str
-    """Column name."""
-    top_k: int = Field(50, ge=1)
-    """Vocabulary size from the train split; rarer values share an out-of-vocabulary bucket."""
-
-
-class TimestampFeature(_Frozen):
-    name: str
-    """Timestamp column name."""
-    parts: list[Literal["hour", "dow", "month"]] = Field(default_factory=lambda: ["hour", "dow", "month"])
-    """Cyclic parts encoded as sin/cos."""
-
-
-class ImageFeature(_Frozen):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    """Column of encoded image files (an image source's `content`); the model's tensor of the same name."""
-    mode: Literal["L", "RGB"] = "RGB"
-    """L: 1 channel (grayscale), RGB: 3; other modes are converted (transparency over white)."""
-    size: tuple[int, int] = (64, 64)
-    """[height, width] every image is resized to (bilinear)."""
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value in ("numeric", "categorical"):
-            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
-        return value
-
-    @field_validator("size")
-    @classmethod
-    def _positive(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 1 or max(value) > 4096:
-            raise ValueError(f"size {list(value)} must be [height, width] between 1 and 4096")
-        return value
-
-
-class TextFeature(_Frozen):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    """Text column; the model's token-id tensor of the same name."""
-    level: Literal["word", "char"] = "word"
-    """word: runs of letters/digits (apostrophes inside words kept); char: characters (whitespace runs as one)."""
-    lowercase: bool = True
-    """Lower-case before tokenizing (after Unicode NFKC normalisation)."""
-    top_k: int = Field(20_000, ge=1)
-    """Vocabulary: the most frequent tokens of the train split; others map to the unknown id 1."""
-    max_len: int = Field(64, ge=1, le=100_000)
-    """Tokens kept per row (the first ones); shorter rows are padded with id 0."""
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value in ("numeric", "categorical"):
-            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
-        return value
-
-
-class ArrayFeature(_Frozen):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    """Column of fixed-length numbers (array<float> / array<double> in Parquet or JSON lines), e.g. precomputed
-    embeddings or sensor windows; passed to the model as a float32 tensor of the same name, unscaled."""
-    length: int = Field(ge=1, le=1_000_000)
-    """Values per row; a row of another length, or with a null, NaN or infinite value, is quarantined."""
-
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value in ("numeric", "categorical"):
-            raise ValueError(f"{value!r} names a tensor of tabular features. Fix: alias the column in data.query")
-        return value
-
-
-class LabelConfig(_Frozen):
-    column: str
-    """Label column."""
-    task: Literal["binary", "multiclass", "regression"] = "binary"
-    """binary (0/1 label), multiclass (any values, classes from train) or regression."""
-    positive: str | None = None
-    """binary: the value that means 1 (e.g. "Yes"); every other non-null value is 0. null: the label is 0/1."""
-    transform: Literal["standardize", "log_standardize", "none"] = "standardize"
-    """regression: the target the network learns: (y - mean) / std fitted on train, the same after log1p (positive,
-    skewed targets), or y as is. Predictions and metrics are always in the label's own units."""
-
-
-class FeaturesConfig(_Frozen):
-    numeric: list[NumericFeature] = Field(default_factory=list)
-    """Numeric inputs: median imputation, optional clip/log1p, standardisation (fitted on train)."""
-    categorical: list[CategoricalFeature] = Field(default_factory=list)
-    """Categorical inputs, one embedding each."""
-    timestamps: list[TimestampFeature] = Field(default_factory=list)
-    """Timestamp inputs."""
-    images: list[ImageFeature] = Field(default_factory=list)
-    """Image inputs: decoded, resized and stored as uint8 pixels; per-channel mean/std fitted on train."""
-    texts: list[TextFeature] = Field(default_factory=list)
-    """Text inputs: token ids of a vocabulary fitted on train, as fixed-length int32 sequences."""
-    arrays: list[ArrayFeature] = Field(default_factory=list)
-    """Fixed-length number arrays, passed through as float32 tensors (mlp uses them next to numeric columns)."""
-
-    @model_validator(mode="after")
-    def _one_tensor_per_name(self) -> FeaturesConfig:
-        names = [f.name for group in (self.images, self.texts, self.arrays) for f in group]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(
-                f"{repeated} appear more than once in features.images / texts / arrays, and each names one tensor of "
-                "the batch. Fix: alias the column in data.query to declare it twice"
-            )
-        return self
-
-    label: LabelConfig | None = None
-    """What to predict; required to prepare training data."""
-
-
-class SplitConfig(_Frozen):
+class SplitConfig(Frozen):
     method: Literal["hash", "time"] = "hash"
     """hash: stable xxhash64 of `key`; time: date ranges on `column`."""
     key: str | None = None
@@ -274,14 +139,14 @@ class SplitConfig(_Frozen):
     """hash: seed of the hash."""
 
 
-class PrepareConfig(_Frozen):
+class PrepareConfig(Frozen):
     row_group_rows: int = Field(131_072, ge=1024)
     """Parquet row group size of features/ (the trainer shards by row group)."""
     output_files: int = Field(4, ge=1)
     """Files per split in features/."""
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(Frozen):
     type: Literal["linear", "mlp", "cnn", "text_cnn", "custom"] = "mlp"
     """linear (logistic/softmax/linear regression), mlp, cnn (images), text_cnn (token sequences; both with any
     tabular inputs), or custom: your own nn.Module from `factory`."""
@@ -312,7 +177,7 @@ class ModelConfig(_Frozen):
     """custom: a .py file or a package folder holding the factory's module; shipped to the training workers and
     into the registered model. null: the module is already importable everywhere (installed)."""
 
-    _reference = field_validator("factory")(_check_reference)
+    _reference = field_validator("factory")(check_reference)
 
     @model_validator(mode="after")
     def _custom_keys_only_for_custom(self) -> ModelConfig:
@@ -327,7 +192,7 @@ class ModelConfig(_Frozen):
         return self
 
 
-class AugmentConfig(_Frozen):
+class AugmentConfig(Frozen):
     """Train-time image augmentation, applied on the worker's device; never at validation, test or scoring."""
 
     flip: bool = False
@@ -336,7 +201,7 @@ class AugmentConfig(_Frozen):
     """Pad each training image by this many pixels and crop it back at a random offset; 0: off."""
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(Frozen):
     backend: Literal["horovod", "torch_distributor"] = "horovod"
     """horovod (horovod.spark.run) or torch_distributor (torch DDP through pyspark.ml.torch)."""
     num_proc: int = Field(2, ge=1)
@@ -396,10 +261,10 @@ class TrainConfig(_Frozen):
     """Forward-pass precision through torch.autocast on GPU ranks (fp16 adds a gradient scaler); weights stay fp32.
     CPU ranks train in fp32 whatever the setting (not measured to help there)."""
 
-    _reference = field_validator("loss")(_check_reference)
+    _reference = field_validator("loss")(check_reference)
 
 
-class TrackingConfig(_Frozen):
+class TrackingConfig(Frozen):
     uri: str | None = None
     """MLflow tracking URI: sqlite:///... (local masters only) or http(s)://server; null: sqlite:///<work_dir>/mlflow.db."""
     artifact_root: str | None = None
@@ -413,7 +278,7 @@ class TrackingConfig(_Frozen):
     """Test metric that decides @champion; null: train.monitor on the test split."""
 
 
-class ScoreConfig(_Frozen):
+class ScoreConfig(Frozen):
     input_sources: dict[str, str] = Field(default_factory=dict)
     """Source name -> path of new data to score (default: the source's own path)."""
     output_dir: str | None = None
@@ -422,60 +287,7 @@ class ScoreConfig(_Frozen):
     """Rows that fail cleaning at scoring; null: score_quarantine/ under work_dir."""
 
 
-class Distribution(_Frozen):
-    """One search dimension; set exactly one of the keys."""
-
-    loguniform: tuple[float, float] | None = None
-    """[low, high], sampled on a log scale (learning rates, weight decay); low > 0."""
-    uniform: tuple[float, float] | None = None
-    """[low, high], sampled uniformly (dropout)."""
-    int_: tuple[int, int] | None = Field(None, alias="int")
-    """[low, high] integers, both included (blocks, epochs)."""
-    choice: list[Any] | None = None
-    """Values to choose from (widths as lists, activations, batch sizes)."""
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Distribution:
-        given = [name for name in ("loguniform", "uniform", "int_", "choice") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"set exactly one of loguniform, uniform, int, choice (got {len(given)}). "
-                "Fix: e.g. {loguniform: [0.0001, 0.01]}"
-            )
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(n for n in ("loguniform", "uniform", "int_", "choice") if getattr(self, n) is not None)
-
-
-class TuneConfig(_Frozen):
-    space: dict[str, Distribution] = Field(default_factory=dict)
-    """Training key (train.lr, train.model.hidden, train.model.params.width, ...) -> distribution."""
-    trials: int = Field(12, ge=1)
-    """Trials in the study (finished ones count when a study is resumed)."""
-    timeout_s: int | None = Field(None, ge=1)
-    """Stop starting new trials after this many seconds; null: no limit."""
-    metric: str | None = None
-    """Validation metric to optimise (its best epoch per trial); null: train.monitor (or the task's default)."""
-    pruner: Literal["median", "successive_halving", "none"] = "median"
-    """Stops unpromising trials early from each epoch's `metric`."""
-    pruner_startup_trials: int = Field(3, ge=0)
-    """median: trials that finish before any is pruned."""
-    pruner_warmup_epochs: int = Field(1, ge=0)
-    """median: epochs of every trial that are never pruned."""
-    parallel: int = Field(1, ge=1)
-    """Trials at once; needs parallel x train.num_proc task slots (checked before the first trial)."""
-    seed: int = 0
-    """Seed of the TPE sampler."""
-    storage: str | None = None
-    """Optuna storage URL (the study's trials, so a killed tune resumes); null: sqlite under <work_dir>/tune/. On
-    a cluster use a database every executor reaches (rank 0 reports each epoch to it)."""
-    study_name: str | None = None
-    """null: <tracking.model_name>-tune."""
-
-
-class PipelineConfig(_Frozen):
+class PipelineConfig(Frozen):
     work_dir: str = "work"
     """Root of every output: prepared data, checkpoints, predictions (and the embedded MLflow store)."""
     spark: SparkConfig = Field(default_factory=SparkConfig)

@@ -9,7 +9,7 @@ import logging
 import math
 from dataclasses import replace
 
-from pipeline.config.schema import FeaturesConfig
+from pipeline.config.features import FeaturesConfig
 from pipeline.data.image_features import fit_image_specs, pixels_column
 from pipeline.data.split import HOLDOUT, ROW_HASH, SPLIT
 from pipeline.data.text import encode_column, fit_text_vocab

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from pipeline.config.schema import ImageFeature
+from pipeline.config.features import ImageFeature
 from pipeline.errors import DataError
 from pipeline.model.images import CHANNELS
 from pipeline.model.spec import ImageSpec

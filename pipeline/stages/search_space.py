@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from pipeline.config.load import with_values
-from pipeline.config.schema import Distribution, PipelineConfig
+from pipeline.config.schema import PipelineConfig
+from pipeline.config.tuning import Distribution
 from pipeline.errors import ConfigError
 
 
