@@ -18,13 +18,13 @@ from pipeline.model.spec import (
     NULL_INDEX,
     OOV_INDEX,
     PERIODS,
-    ArraySpec,
     CategoricalVocab,
     FeatureSpec,
     LabelSpec,
     NumericStats,
     TimestampParts,
 )
+from pipeline.model.tensor_specs import ArraySpec
 
 log = logging.getLogger(__name__)
 

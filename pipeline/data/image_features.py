@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.config.features import ImageFeature
 from pipeline.errors import DataError
 from pipeline.model.images import CHANNELS
-from pipeline.model.spec import ImageSpec
+from pipeline.model.tensor_specs import ImageSpec
 
 
 def fit_image_specs(train, images: list[ImageFeature]) -> list[ImageSpec]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import pyarrow.dataset as ds
 
-from pipeline.config.schema import ModelConfig, PipelineConfig, TrainConfig
+from pipeline.config.model import ModelConfig
+from pipeline.config.schema import PipelineConfig, TrainConfig
 from pipeline.errors import ConfigError, DataError
 from pipeline.layout import Layout
 from pipeline.model.factory import BUILTIN_FACTORIES, BUILTIN_PARAMS

@@ -13,28 +13,32 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
-from pipeline.config.load import nested_dict, with_values
+from pipeline.config.load import with_values
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import ConfigError, DataError, PipelineError, TrainingError
 from pipeline.layout import Layout
-from pipeline.stages import plots, tracking
+from pipeline.stages import tracking
 from pipeline.stages import train as train_stage
 from pipeline.stages.launch import available_slots
 from pipeline.stages.plan import MONITOR_BY_TASK
-from pipeline.stages.registry import Promotion, RegisteredModel
-from pipeline.stages.search_space import check_space, decode, suggest
+from pipeline.stages.search_space import check_space, suggest
 from pipeline.stages.tracked import tracked_stage
 from pipeline.stages.trial_pruner import TrialPruner, build_pruner
+from pipeline.stages.tune_report import (
+    INTERRUPTED,
+    TrialSummary,
+    TuneResult,
+    counted_trials,
+    log_study,
+    study_result,
+)
 from pipeline.worker.metrics import higher_is_better
 
 log = logging.getLogger(__name__)
 TAG_STUDY, TAG_TRIAL, TAG_STATE, TAG_REASON = "tune.study", "tune.trial", "tune.state", "tune.failure"
-INTERRUPTED = "interrupted"  # user attr of a trial whose process died; it does not count towards tune.trials
 VAL_METRICS = {
     "binary": ("val_loss", "val_auc", "val_accuracy"),
     "multiclass": ("val_loss", "val_accuracy"),
@@ -44,31 +48,6 @@ VAL_METRICS = {
 
 class TrialFailed(PipelineError):
     """A trial's own failure (its reason is recorded); caught by the study, which goes on."""
-
-
-@dataclass(frozen=True)
-class TrialSummary:
-    number: int
-    state: str  # complete | pruned | failed
-    value: float | None
-    params: dict
-    train_run_id: str | None
-    epochs_run: int | None
-    max_epochs: int | None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    study_name: str
-    metric: str
-    run_id: str | None  # the tune run; None when the study had already finished (a no-op rerun)
-    trials: list[TrialSummary]
-    best: TrialSummary | None
-    model: RegisteredModel | None = None
-    promotion: Promotion | None = None
-    seconds: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 def tuned_metric(config: PipelineConfig, task: str) -> str:
@@ -120,10 +99,10 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(config, layout, metric)
     _requeue_interrupted(study)
-    remaining = config.tune.trials - len(_counted(study))  # re-queued trials are among these (not counted)
+    remaining = config.tune.trials - len(counted_trials(study))  # re-queued trials are among these (not counted)
     if remaining <= 0:
         log.info("study %s already has its %d trials: nothing to run", study.study_name, config.tune.trials)
-        return _result(study, config, metric, None, time.perf_counter() - started)
+        return study_result(study, config, metric, None, time.perf_counter() - started)
 
     with tracked_stage(config, "tune", resume=True) as stage:
         tracking.set_tags({TAG_STUDY: study.study_name})
@@ -142,8 +121,8 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
             n_jobs=config.tune.parallel,
             catch=(TrialFailed,),
         )
-        result = _result(study, config, metric, stage.run_id, time.perf_counter() - started)
-        _log_study(study, result, layout)
+        result = study_result(study, config, metric, stage.run_id, time.perf_counter() - started)
+        log_study(study, result, layout)
         if result.best is not None:
             best_config = with_values(config, result.best.params, f"tune best trial {result.best.number}")
             model, promotion = _register_best(spark, best_config, layout, result.best, force_promote)
@@ -251,80 +230,6 @@ def _requeue_interrupted(study) -> list[int]:
         requeued.append(trial.number)
         log.warning("trial %d was interrupted (its process died); queued again with the same values", trial.number)
     return requeued
-
-
-def _counted(study) -> list:
-    """Finished trials that count towards tune.trials (interrupted ones were re-queued instead)."""
-    from optuna.trial import TrialState
-
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(INTERRUPTED)]
-
-
-def _result(study, config: PipelineConfig, metric: str, run_id: str | None, seconds: float) -> TuneResult:
-    from optuna.trial import TrialState
-
-    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
-    summaries = []
-    for trial in _counted(study):
-        summaries.append(
-            TrialSummary(
-                number=trial.number,
-                state=names[trial.state],
-                value=trial.value,
-                params=decode(trial.params, config.tune.space),
-                train_run_id=trial.user_attrs.get("train_run_id"),
-                epochs_run=trial.user_attrs.get("epochs_run"),
-                max_epochs=trial.user_attrs.get("max_epochs"),
-                reason=trial.user_attrs.get("failure"),
-            )
-        )
-    complete = [s for s in summaries if s.state == "complete"]
-    best = None
-    if complete:
-        pick = max if higher_is_better(metric) else min
-        best = pick(complete, key=lambda s: s.value)
-    counts = {state: sum(s.state == state for s in summaries) for state in ("complete", "pruned", "failed")}
-    return TuneResult(study.study_name, metric, run_id, summaries, best, seconds=seconds, counts=counts)
-
-
-def _log_study(study, result: TuneResult, layout: Layout) -> None:
-    """Counts, the pruner's saving, the best values as a YAML overlay, and Optuna's plots, in the tune run."""
-    trained = [s for s in result.trials if s.epochs_run is not None]
-    epochs_run = sum(s.epochs_run for s in trained)
-    epochs_max = sum(s.max_epochs for s in trained)
-    metrics = {f"trials_{state}": count for state, count in result.counts.items()}
-    pruned_away = sum(s.max_epochs - s.epochs_run for s in trained if s.state == "pruned")
-    metrics |= {"epochs_run": epochs_run, "epochs_budget": epochs_max, "tune_seconds": result.seconds}
-    if epochs_max:
-        # Early stopping and the pruner together; the pruner alone saved at most `pruned_away` epochs (a pruned
-        # trial might also have stopped early by itself).
-        metrics["epochs_saved_share"] = 1 - epochs_run / epochs_max
-        metrics["epochs_pruned_share_max"] = pruned_away / epochs_max
-    if result.best is not None:
-        metrics[f"best_{result.metric}"] = result.best.value
-        overlay = yaml.safe_dump(nested_dict(result.best.params), sort_keys=False)
-        header = (
-            f"# best trial {result.best.number} of study {result.study_name}: {result.metric}={result.best.value:.5f}\n"
-        )
-        Path(layout.tune_best_overlay).parent.mkdir(parents=True, exist_ok=True)
-        Path(layout.tune_best_overlay).write_text(header + overlay, encoding="utf-8")
-        tracking.log_text(header + overlay, "tune/best_params.yaml")
-        tracking.set_tags(
-            {"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id}
-        )
-    tracking.log_metrics(metrics)
-    tracking.log_dict({"trials": [asdict(s) for s in result.trials]}, "tune/trials.json")
-    for name, figure in plots.study_figures(study).items():
-        tracking.log_figure(figure, f"tune/{name}")
-    log.info(
-        "study %s: %s; best %s",
-        result.study_name,
-        ", ".join(f"{n} {state}" for state, n in result.counts.items()),
-        f"trial {result.best.number} {result.metric}={result.best.value:.4f} {result.best.params}"
-        if result.best
-        else "none (no trial completed)",
-    )
 
 
 def _register_best(spark, config: PipelineConfig, layout: Layout, best: TrialSummary, force: bool):

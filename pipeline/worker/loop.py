@@ -15,12 +15,13 @@ import torch
 
 from pipeline import faults
 from pipeline.model.factory import build_network, resolve
-from pipeline.model.inputs import Batch, ModelInputs, model_inputs, to_model_view
+from pipeline.model.inputs import ModelInputs, model_inputs
 from pipeline.model.losses import label_dtype, loss_fn
 from pipeline.model.spec import LabelSpec
 from pipeline.worker.augment import Augmenter
 from pipeline.worker.backends import RankBackend, unwrap
 from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
+from pipeline.worker.device import rank_device, to_device
 from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.metrics import MetricSums, higher_is_better
 from pipeline.worker.placement import worker_placement
@@ -28,13 +29,6 @@ from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
 from pipeline.worker.precision import Precision
 
 log = logging.getLogger("pipeline.worker.loop")
-
-
-def _device(backend: RankBackend) -> torch.device:
-    if torch.cuda.is_available():
-        torch.cuda.set_device(backend.local_rank)
-        return torch.device(f"cuda:{backend.local_rank}")
-    return torch.device("cpu")
 
 
 def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) -> ShardedParquetLoader:
@@ -53,18 +47,6 @@ def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) ->
     )
 
 
-def _to_device(batch: Batch, device: torch.device, inputs: ModelInputs) -> Batch:
-    """Host batch -> the model's view on `device`: copied as stored (uint8 images), normalised there.
-
-    With CUDA the host tensors are pinned first, so the copy is asynchronous and overlaps the previous step.
-    """
-    if device.type == "cuda":
-        moved = {name: t.pin_memory().to(device, non_blocking=True) for name, t in batch.items()}
-    else:
-        moved = batch
-    return to_model_view(moved, inputs)
-
-
 def _training_loss(plan: TrainPlan):
     """train.loss (a user's `f(logits, target) -> scalar`) or the task's own loss."""
     if plan.loss is None:
@@ -79,7 +61,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         on every rank, rank 0's result (history, best epoch/metric, test metrics, best weights, placement).
     """
     torch.set_num_threads(plan.threads_per_worker)
-    device = _device(backend)
+    device = rank_device(backend.local_rank)
     rank0 = backend.rank == 0
     workers = backend.allgather_object(worker_placement(backend.rank))
     train_data = _loader(plan, "train", backend, shuffle=True)
@@ -145,7 +127,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             global_step = epoch * usable_steps + step
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(global_step, warmup_steps, plan.lr, target_lr)
-            batch, y = augment(_to_device(batch, device, inputs)), y.to(device, non_blocking=True)
+            batch, y = augment(to_device(batch, device, inputs)), y.to(device, non_blocking=True)
             last_micro = (step + 1) % plan.backward_passes_per_step == 0
             with contextlib.nullcontext() if last_micro else backend.no_sync(model):
                 with precision.autocast():
@@ -280,7 +262,7 @@ def _evaluate(
     sums = MetricSums(task, label)
     with torch.no_grad():
         for batch, y in loader.eval_batches():
-            sums.update(model(_to_device(batch, device, inputs)), y.to(device))
+            sums.update(model(to_device(batch, device, inputs)), y.to(device))
     return MetricSums.finalize(task, backend.allreduce_sum(sums.as_tensor(), name), prefix)
 
 

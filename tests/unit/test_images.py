@@ -19,7 +19,8 @@ from pipeline.model.factory import build_network
 from pipeline.model.images import ImageDecodeError, decode, decode_many, open_image
 from pipeline.model.inputs import TensorInput, example_batch, model_inputs, to_model_view
 from pipeline.model.predictor import Predictor
-from pipeline.model.spec import CategoricalVocab, FeatureSpec, ImageSpec, LabelSpec, NumericStats
+from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
+from pipeline.model.tensor_specs import ImageSpec
 from pipeline.model.text import TextVocab
 from pipeline.worker.augment import Augmenter
 from pipeline.worker.loader import ShardedParquetLoader, _packed_rows
