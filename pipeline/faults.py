@@ -3,6 +3,9 @@
 Values: `train_step:<epoch>,<step>,<rank>` (that training rank exits with code 17 before the step, like a
 killed process) and `score_before_swap` (the scoring job exits with code 19 after its staged write, before it
 publishes). Read only here, at the moment a point is reached; unset in production, it costs one lookup.
+
+With `SPARKTRAIN_FAULT_ONCE=<file>` a fault fires once: the process creates the file before it exits, and no
+later process fires while the file exists (a relaunch after an automatic restart trains on, as after a real loss).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 
 log = logging.getLogger(__name__)
 ENV = "SPARKTRAIN_FAULT"
+ONCE_ENV = "SPARKTRAIN_FAULT_ONCE"
 TRAIN_STEP_EXIT_CODE = 17
 SCORE_EXIT_CODE = 19
 
@@ -19,7 +23,7 @@ SCORE_EXIT_CODE = 19
 def train_step_fault() -> tuple[int, int, int] | None:
     """(epoch, step, rank) at which a training rank should die, when the seam asks for one."""
     point, _, where = os.environ.get(ENV, "").partition(":")
-    if point != "train_step":
+    if point != "train_step" or _already_fired():
         return None
     epoch, step, rank = (int(x) for x in where.split(","))
     return epoch, step, rank
@@ -28,7 +32,16 @@ def train_step_fault() -> tuple[int, int, int] | None:
 def exit_now(point: str, code: int) -> None:
     """Hard-exit (no cleanup, like SIGKILL) at `point`; callers decide that the point was reached."""
     log.error("fault injection: exiting at %s", point)
+    marker = os.environ.get(ONCE_ENV)
+    if marker:
+        with open(marker, "a"):
+            pass
     os._exit(code)
+
+
+def _already_fired() -> bool:
+    marker = os.environ.get(ONCE_ENV)
+    return bool(marker) and os.path.exists(marker)
 
 
 def exit_if_requested(point: str, code: int) -> None:

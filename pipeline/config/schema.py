@@ -190,6 +190,17 @@ class TrainConfig(Frozen):
     """Seed of weights, data order and dropout (with epoch and rank): resume is exact."""
     start_timeout_s: int = Field(120, ge=10)
     """Seconds Horovod waits for all workers to start."""
+    max_restarts: int | None = Field(None, ge=0)
+    """Relaunches of all ranks from the last checkpoint, in the same MLflow run, after a rank or its executor dies or
+    a collective fails; a rank's own Python error (bad data, a model that raises) is never retried. null: 3 on a
+    cluster master (standalone, YARN, Kubernetes, local-cluster), 0 on local[N], where a dead rank is a bug to see."""
+    restart_wait_s: float = Field(120.0, ge=0)
+    """Before a relaunch, how long to wait for the cluster to give back train.num_proc task slots (a lost executor
+    is replaced by the cluster manager); then the job fails, naming both numbers."""
+    checkpoint_every_steps: int | None = Field(None, ge=1)
+    """Also checkpoint inside an epoch every this many optimizer steps, so a relaunch continues at that step with
+    the same data order (exact, like epoch resume); null: at epoch ends only. A multiple of
+    backward_passes_per_step."""
     nics: list[str] | None = None
     """Network interfaces for worker traffic, e.g. [lo] on one machine, [eth0] on a cluster; null: auto."""
     horovod_cycle_time_ms: float | None = Field(None, gt=0)
@@ -222,6 +233,10 @@ class TrackingConfig(Frozen):
     """Registered model name."""
     promote_metric: str | None = None
     """Test metric that decides @champion; null: train.monitor on the test split."""
+    outage_limit_s: float = Field(300.0, gt=0)
+    """How long training keeps going while the tracking server is away: rank 0 buffers epoch metrics and retries
+    with backoff, and the driver sends what is missing after training; past this, the job fails naming the URL
+    (the checkpoints stay, so re-running resumes)."""
 
 
 class ScoreConfig(Frozen):

@@ -26,6 +26,8 @@ from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
 log = logging.getLogger(__name__)
 TAIL_LINES = 12  # per rank
 _RANK_PREFIX = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:")
+# The last line of a Python traceback: "ValueError: ...", "horovod.common.exceptions.HorovodInternalError: ...".
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
 
 
 def available_slots(spark) -> tuple[int, str]:
@@ -67,17 +69,23 @@ def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
 
 
 class WorkerTails:
-    """Last lines of each rank's output (Horovod prefixes lines with [rank]<stdout>:), for error messages."""
+    """Last lines of each rank's output (Horovod prefixes lines with [rank]<stdout>:), for error messages, and the
+    last exception line each rank printed (a traceback's final line), which tells a rank's own error from a lost
+    peer (pipeline/stages/recovery.py)."""
 
     def __init__(self) -> None:
         self.by_rank: dict[str, collections.deque] = {}
+        self.exceptions: dict[str, str] = {}
         self.lock = threading.Lock()
 
     def add(self, line: str) -> None:
         match = _RANK_PREFIX.match(line)
         key = f"rank {match.group(1)}" if match else "driver"
+        text = line[match.end() :].strip() if match else line.strip()
         with self.lock:
             self.by_rank.setdefault(key, collections.deque(maxlen=TAIL_LINES)).append(line.rstrip())
+            if _EXCEPTION_LINE.match(text):
+                self.exceptions[key] = text[:500]
 
     def render(self) -> str:
         if not self.by_rank:
@@ -214,9 +222,20 @@ def launch(spark, plan: TrainPlan, train: TrainConfig, on_epoch: EpochCallback |
     except TrainingError:
         raise
     except Exception as exc:
-        raise TrainingError(
-            f"training with {train.backend} failed: {type(exc).__name__}: "
-            f"{(str(exc).strip().splitlines() or [''])[0][:300]}\n"
+        cause = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+        raise LaunchFailed(
+            f"training with {train.backend} failed: {cause}\n"
             f"last output of each worker:\n  {tails.render()}\n"
-            "Fix: see the worker error above; re-running the same command resumes from the last checkpoint"
+            "Fix: see the worker error above; re-running the same command resumes from the last checkpoint",
+            cause=cause,
+            rank_exceptions=dict(tails.exceptions),
         ) from None
+
+
+class LaunchFailed(TrainingError):
+    """The ranks failed: the message for the user, plus the launcher's error and each rank's last exception line."""
+
+    def __init__(self, message: str, cause: str, rank_exceptions: dict[str, str]):
+        super().__init__(message)
+        self.cause = cause
+        self.rank_exceptions = rank_exceptions

@@ -31,7 +31,16 @@ from pipeline.worker.plan import TrainPlan
 log = logging.getLogger(__name__)
 # Used on the driver only, never by a rank: by the launcher (pipeline/stages/launch.py) or at registration.
 DRIVER_ONLY = frozenset(
-    {"backend", "num_proc", "start_timeout_s", "nics", "horovod_cycle_time_ms", "decision_threshold"}
+    {
+        "backend",
+        "num_proc",
+        "start_timeout_s",
+        "nics",
+        "horovod_cycle_time_ms",
+        "decision_threshold",
+        "max_restarts",
+        "restart_wait_s",
+    }
 )
 MIN_STEPS_PER_EPOCH = 50  # automatic batch size: every worker gets at least this many steps per epoch
 AUTO_BATCH_RANGE = (16, 1024)
@@ -79,6 +88,14 @@ def rank_settings(config: PipelineConfig, spec: FeatureSpec, layout: Layout) -> 
             f"no full step for some worker: the train split has {facts.train_rows} rows in {facts.row_groups} row "
             f"group(s) over train.num_proc={train.num_proc} workers, the smallest share {facts.smallest_shard_rows} "
             "rows. Fix: lower train.batch_size (or leave it null for an automatic size) or train.num_proc"
+        )
+    every = train.checkpoint_every_steps
+    if every is not None and every % train.backward_passes_per_step:
+        raise ConfigError(
+            f"train.checkpoint_every_steps={every} is not a multiple of train.backward_passes_per_step="
+            f"{train.backward_passes_per_step}: a checkpoint must fall after an optimizer step, not between the "
+            f"accumulated passes. Fix: set train.checkpoint_every_steps to a multiple of "
+            f"{train.backward_passes_per_step}"
         )
     epochs = train.epochs or auto_epochs(steps)
     monitor = train.monitor or MONITOR_BY_TASK[spec.label.task]

@@ -13,9 +13,11 @@ from pipeline.model.spec import FeatureSpec
 from pipeline.stages import datasets, plots, registry, tracking
 from pipeline.stages.baseline import constant_baseline
 from pipeline.stages.epoch_logger import MlflowEpochLogger
-from pipeline.stages.launch import check_slots, launch
+from pipeline.stages.launch import check_slots
+from pipeline.stages.metric_backfill import send_missing_epoch_metrics
 from pipeline.stages.model_check import check_model
 from pipeline.stages.plan import rank_settings
+from pipeline.stages.recovery import launch_with_restarts
 from pipeline.stages.registry import Promotion, RegisteredModel
 from pipeline.stages.threshold import choose_threshold
 from pipeline.stages.tracked import tracked_stage
@@ -102,9 +104,14 @@ def run(
             plan.threads_per_worker,
             plan.batch_size,
         )
-        logger = MlflowEpochLogger(stage.tracking_uri, stage.run_id)
+        logger = MlflowEpochLogger(stage.tracking_uri, stage.run_id, config.tracking.outage_limit_s)
         callbacks = EpochCallbacks((logger, on_epoch)) if on_epoch is not None else logger
-        result = launch(spark, plan, config.train, callbacks)
+        result, failures = launch_with_restarts(spark, plan, config.train, callbacks)
+        send_missing_epoch_metrics(stage.tracking_uri, stage.run_id, result.history, config.tracking.outage_limit_s)
+        if failures:
+            log.info(
+                "training finished after %d restart(s): %s", len(failures), "; ".join(f.summary() for f in failures)
+            )
         tracking.log_metrics(
             {
                 f"best_{plan.monitor}": result.best_metric,

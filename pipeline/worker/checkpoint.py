@@ -1,12 +1,21 @@
-"""Epoch checkpoints (training ranks): written atomically by rank 0, read by every rank, loaded without unpickling."""
+"""Checkpoints (training ranks): written atomically by rank 0, read by every rank, loaded without unpickling.
+
+A checkpoint is taken at the end of each epoch and, with train.checkpoint_every_steps, inside one. The mid-epoch
+kind adds where the epoch stands (`partial`: the epoch, the steps done, and each rank's random-number state and
+metric sums at that point), so a relaunch continues at that step and ends with the weights an uninterrupted run
+would have: the loader's batch order is a function of (seed, epoch, rank) alone.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+log = logging.getLogger("pipeline.worker.checkpoint")
 LAST = "last.pt"
 BEST = "best_model.pt"
 
@@ -21,7 +30,7 @@ def save_checkpoint(directory: str, state: dict) -> None:
 
 
 def load_checkpoint(directory: str) -> dict | None:
-    """The last completed epoch's state, or None. weights_only=True: tensors and plain containers only."""
+    """The last checkpoint's state, or None. weights_only=True: tensors and plain containers only."""
     path = Path(directory) / LAST
     if not path.exists():
         return None
@@ -33,3 +42,82 @@ def save_best_weights(directory: str, state_dict: dict) -> str:
     path = str(Path(directory) / BEST)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path)
     return path
+
+
+def new_best() -> dict:
+    """Early-stopping bookkeeping before any epoch: best metric, its epoch and weights, epochs without progress."""
+    return {"metric": None, "epoch": -1, "weights": None, "bad_epochs": 0}
+
+
+@dataclass
+class ResumePoint:
+    """Where this rank starts: the next epoch, the steps of it already done, and the state to carry on from."""
+
+    start_epoch: int = 0
+    skip_steps: int = 0
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=new_best)
+    rank_state: dict | None = None  # this rank's RNG states and metric sums at `skip_steps` (mid-epoch only)
+    resumed: bool = False
+
+
+def resume_point(state: dict | None, rank: int, size: int) -> ResumePoint:
+    """Read a checkpoint (or None) into where rank `rank` of `size` continues."""
+    if state is None:
+        return ResumePoint()
+    point = ResumePoint(
+        start_epoch=state["epoch"] + 1,
+        history=list(state["history"]),
+        best={
+            "metric": state["best_metric"],
+            "epoch": state["best_epoch"],
+            "weights": state["best_model"],
+            "bad_epochs": state["bad_epochs"],
+        },
+        resumed=True,
+    )
+    partial = state.get("partial")
+    if partial is not None:
+        if len(partial["ranks"]) == size:
+            point.skip_steps = partial["step"]
+            point.rank_state = partial["ranks"][rank]
+        elif rank == 0:
+            # Shards depend on the number of workers, so the step position means nothing with another count.
+            log.warning(
+                "the mid-epoch checkpoint was taken with %d workers, this run has %d: epoch %d restarts from its "
+                "first step with the checkpoint's weights (not an exact resume)",
+                len(partial["ranks"]),
+                size,
+                partial["epoch"] + 1,
+            )
+    return point
+
+
+def checkpoint_state(model_state: dict, optimizer_state: dict, last_epoch: int, best: dict, history: list) -> dict:
+    """What a checkpoint holds after `last_epoch` (-1: none yet) completed; mid-epoch ones add `partial`."""
+    return {
+        "epoch": last_epoch,
+        "model": model_state,
+        "optimizer": optimizer_state,
+        "best_metric": best["metric"],
+        "best_epoch": best["epoch"],
+        "best_model": best["weights"],
+        "bad_epochs": best["bad_epochs"],
+        "history": history,
+    }
+
+
+def rank_random_state(device: torch.device, augment_generator: torch.Generator, sums: torch.Tensor) -> dict:
+    """One rank's state inside an epoch: dropout's RNG (CPU, and CUDA's), the augmentation draws, metric sums."""
+    state = {"cpu_rng": torch.get_rng_state(), "augment_rng": augment_generator.get_state(), "sums": sums}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_random_state(state: dict, device: torch.device, augment_generator: torch.Generator) -> None:
+    """Undo rank_random_state's capture (the metric sums are restored by the caller)."""
+    torch.set_rng_state(state["cpu_rng"])
+    augment_generator.set_state(state["augment_rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)

@@ -20,7 +20,15 @@ from pipeline.model.losses import label_dtype, loss_fn
 from pipeline.model.spec import LabelSpec
 from pipeline.worker.augment import Augmenter
 from pipeline.worker.backends import RankBackend, unwrap
-from pipeline.worker.checkpoint import load_checkpoint, save_best_weights, save_checkpoint
+from pipeline.worker.checkpoint import (
+    checkpoint_state,
+    load_checkpoint,
+    rank_random_state,
+    restore_random_state,
+    resume_point,
+    save_best_weights,
+    save_checkpoint,
+)
 from pipeline.worker.device import rank_device, to_device
 from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.metrics import MetricSums, higher_is_better
@@ -84,20 +92,13 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
 
     state = load_checkpoint(plan.checkpoint_dir)
-    start_epoch, history = 0, []
-    best = {"metric": None, "epoch": -1, "weights": None, "bad_epochs": 0}
+    point = resume_point(state, backend.rank, backend.size)
+    history, best, resumed_from_step = point.history, point.best, point.skip_steps
     if state is not None:
         model.load_state_dict(state["model"])
-        start_epoch = state["epoch"] + 1
-        history = list(state["history"])
-        best = {
-            "metric": state["best_metric"],
-            "epoch": state["best_epoch"],
-            "weights": state["best_model"],
-            "bad_epochs": state["bad_epochs"],
-        }
         if rank0:
-            log.info("resuming from checkpoint: epoch %d of %d already done", start_epoch, plan.epochs)
+            where = f", and {point.skip_steps} steps of the next" if point.skip_steps else ""
+            log.info("resuming from checkpoint: epoch %d of %d already done%s", point.start_epoch, plan.epochs, where)
     model, optimizer = backend.wrap(model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step)
     if state is not None:
         # After wrapping: hvd.DistributedOptimizer re-creates the optimizer from its param_groups only,
@@ -111,7 +112,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     epoch_seconds: list[float] = []
     fault = faults.train_step_fault()  # the test seam; None in production
     stopped_by_callback = False
-    for epoch in range(start_epoch, plan.epochs):
+    for epoch in range(point.start_epoch, plan.epochs):
         if stopped_early:
             break
         started = time.perf_counter()
@@ -119,9 +120,15 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
         model.train()
         augment.start_epoch(epoch, backend.rank)
         sums = MetricSums(plan.task, plan.spec.label)
+        skip, point.skip_steps = point.skip_steps, 0  # steps of this epoch a mid-epoch checkpoint already holds
+        if skip and point.rank_state is not None:
+            restore_random_state(point.rank_state, device, augment.generator)
+            sums.restore(point.rank_state["sums"])
         for step, (batch, y) in enumerate(train_data.train_epoch(epoch)):
             if step >= usable_steps:
                 break
+            if step < skip:
+                continue  # the same batches in the same order as before the failure; they are already trained on
             if fault == (epoch, step, backend.rank):
                 faults.exit_now(f"train step {fault}", faults.TRAIN_STEP_EXIT_CODE)
             global_step = epoch * usable_steps + step
@@ -138,6 +145,15 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             if last_micro:
                 backend.step(optimizer, model, plan.grad_clip, precision.scaler)
                 optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
+                every = plan.checkpoint_every_steps
+                if every and (step + 1) % every == 0 and step + 1 < usable_steps:
+                    ranks = backend.allgather_object(rank_random_state(device, augment.generator, sums.as_tensor()))
+                    if rank0:
+                        state = checkpoint_state(
+                            unwrap(model).state_dict(), optimizer.state_dict(), epoch - 1, best, history
+                        )
+                        partial = {"epoch": epoch, "step": step + 1, "ranks": ranks}
+                        save_checkpoint(plan.checkpoint_dir, {**state, "partial": partial})
         train_seconds = time.perf_counter() - started
         train_metrics = MetricSums.finalize(
             plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
@@ -180,16 +196,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
                 asked_to_stop = bool(on_epoch(record, epoch))
             save_checkpoint(
                 plan.checkpoint_dir,
-                {
-                    "epoch": epoch,
-                    "model": unwrap(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "best_metric": best["metric"],
-                    "best_epoch": best["epoch"],
-                    "best_model": best["weights"],
-                    "bad_epochs": best["bad_epochs"],
-                    "history": history,
-                },
+                checkpoint_state(unwrap(model).state_dict(), optimizer.state_dict(), epoch, best, history),
             )
             _log_epoch(plan, record, epoch, epoch_seconds)
         # Every rank got the same callback, so all of them take part in this broadcast, or none does.
@@ -217,7 +224,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             best_epoch=best["epoch"],
             best_metric=best["metric"],
             test_metrics=test_metrics,
-            resumed_from_epoch=start_epoch if state is not None else None,
+            resumed_from_epoch=point.start_epoch if point.resumed else None,
             epochs_run=len(history),
             stopped_early=stopped_early,
             best_model_path=best_path,
@@ -225,6 +232,7 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             steps_per_epoch=usable_steps,
             workers=workers,
             stopped_by_callback=stopped_by_callback,
+            resumed_from_step=resumed_from_step,
         )
     # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
     # finishes last, which was sometimes rank 1's.

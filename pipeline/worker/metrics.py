@@ -62,6 +62,12 @@ class MetricSums:
         head = torch.tensor([self.loss, self.count, self.correct, self.abs_err, self.sq_err], dtype=torch.float64)
         return torch.cat([head, torch.from_numpy(self.hist.reshape(-1))])
 
+    def restore(self, tensor: torch.Tensor) -> None:
+        """Continue from sums that as_tensor returned (a mid-epoch checkpoint): the round trip is exact."""
+        values = tensor.double().numpy()
+        self.loss, self.count, self.correct, self.abs_err, self.sq_err = (float(v) for v in values[:5])
+        self.hist = values[5:].reshape(2, AUC_BINS).copy()
+
     @staticmethod
     def finalize(task: str, reduced: torch.Tensor, prefix: str) -> dict[str, float]:
         values = reduced.double().numpy()

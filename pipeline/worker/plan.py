@@ -56,6 +56,7 @@ class TrainPlan:
     loss: str | None  # a user's "module:function", or null for the task's loss
     augment: dict  # {"flip": bool, "crop_padding": int}: train-time image augmentation (pipeline/worker/augment.py)
     precision: str  # fp32, bf16 or fp16 (pipeline/worker/precision.py; GPU only)
+    checkpoint_every_steps: int | None  # also checkpoint inside an epoch (mid-epoch resume); null: epoch ends only
     model_code: CodeArchive | None = None  # train.model.code, zipped on the driver (not a TrainConfig field)
 
     @property
@@ -83,3 +84,4 @@ class RankResult:
     steps_per_epoch: int
     workers: list[dict]  # where each rank ran (pipeline/worker/placement.py)
     stopped_by_callback: bool = False  # an epoch callback asked to stop (a pruned tuning trial)
+    resumed_from_step: int = 0  # steps of resumed_from_epoch a mid-epoch checkpoint already held

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import horovod.spark
 import pytest
+from mlflow.tracking import MlflowClient
 
 from pipeline import faults
 from pipeline.errors import TrainingError
@@ -118,3 +119,71 @@ def test_batch_larger_than_a_worker_shard_is_a_config_error_before_any_run(spark
     assert "resume" not in message  # a config mistake: re-running cannot fix it
     experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
     assert (len(mlflow.search_runs([experiment.experiment_id])) if experiment else 0) == runs_before
+
+
+FLAKY_MODEL = '''
+"""A user's network with a bug that shows on its 4th training batch in a process (after the pre-launch check)."""
+from pipeline.model.networks import mlp
+
+calls = {"n": 0}
+
+
+def build(inputs, params):
+    net = mlp(inputs, {"hidden": [8], "activation": "relu", "dropout": 0.0, "norm": "none", "embedding_dim": None})
+    forward = net.forward
+
+    def flaky(batch):
+        if net.training:
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise ValueError("column 'dep_delay' has an unexpected shape in batch 4")
+        return forward(batch)
+
+    net.forward = flaky
+    return net
+'''
+
+
+def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
+    spark, train_config_factory, monkeypatch, tmp_path
+):
+    uninterrupted = run_train(spark, train_config_factory("train.seed=11"))
+
+    # Checkpoints every 2 steps; rank 1 dies once at epoch 1, step 5: the relaunch continues at step 4.
+    config = train_config_factory("train.seed=11", "train.max_restarts=2", "train.checkpoint_every_steps=2")
+    monkeypatch.setenv(faults.ENV, "train_step:1,5,1")
+    monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
+    outcome = run_train(spark, config)
+    assert (tmp_path / "fired").exists()  # the fault did fire: this run really lost a rank
+    result = outcome.result
+    assert (result.resumed_from_epoch, result.resumed_from_step) == (1, 4)
+    assert result.epochs_run == uninterrupted.result.epochs_run == 3
+    assert_same_weights(uninterrupted.result.best_model_path, result.best_model_path)
+    assert result.test_metrics == uninterrupted.result.test_metrics
+
+    tracking.configure(config.tracking, config.spark.master)
+    run = MlflowClient().get_run(outcome.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["train.restarts"] == "1"
+    assert (
+        "no rank printed an error" in run.data.tags["train.restart.1"] or "rank 0" in run.data.tags["train.restart.1"]
+    )
+    assert run.data.metrics["restarts"] == 1
+    assert sorted(step for step, _ in tracking.run_metric_history(outcome.run_id, "val_auc")) == [0, 1, 2]
+
+
+def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path):
+    (tmp_path / "flaky_net.py").write_text(FLAKY_MODEL)
+    config = train_config_factory(
+        "train.max_restarts=3",
+        "train.model.type=custom",
+        "train.model.factory=flaky_net:build",
+        f"train.model.code={tmp_path / 'flaky_net.py'}",
+    )
+    with pytest.raises(TrainingError) as err:
+        run_train(spark, config)
+    message = str(err.value)
+    assert "ValueError: column 'dep_delay' has an unexpected shape in batch 4" in message
+    assert "more than train.max_restarts" not in message  # failed at once, not after 3 restarts
+    tracking.configure(config.tracking, config.spark.master)
+    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(config.tracking.experiment).experiment_id])
+    assert [r.data.metrics.get("restarts") for r in runs] == [None]
