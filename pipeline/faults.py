@@ -1,8 +1,10 @@
 """The one fault-injection seam, for tests: `SPARKTRAIN_FAULT` makes a process hard-exit at a named point.
 
 Values: `train_step:<epoch>,<step>,<rank>` (that training rank exits with code 17 before the step, like a
-killed process) and `score_before_swap` (the scoring job exits with code 19 after its staged write, before it
-publishes). Read only here, at the moment a point is reached; unset in production, it costs one lookup.
+killed process), `score_before_swap` (the scoring job exits with code 19 after its staged write, before it
+publishes) and `score_kill_executor` (the first scoring task to run SIGKILLs its own executor JVM, with
+SPARKTRAIN_FAULT_ONCE naming the marker file every executor can see). Read only here, at the moment a point is
+reached; unset in production, it costs one lookup.
 
 With `SPARKTRAIN_FAULT_ONCE=<file>` a fault fires once: the process creates the file before it exits, and no
 later process fires while the file exists (a relaunch after an automatic restart trains on, as after a real loss).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 log = logging.getLogger(__name__)
 ENV = "SPARKTRAIN_FAULT"
@@ -48,3 +51,39 @@ def exit_if_requested(point: str, code: int) -> None:
     """Hard-exit when the seam names exactly `point` (points without coordinates)."""
     if os.environ.get(ENV) == point:
         exit_now(point, code)
+
+
+def score_kill_marker() -> str | None:
+    """Driver side: the marker file when the scoring job should lose an executor mid-scoring, else None."""
+    if os.environ.get(ENV) != "score_kill_executor":
+        return None
+    return os.environ.get(ONCE_ENV) or None
+
+
+def kill_own_executor_once(marker: str) -> None:
+    """Executor side: SIGKILL the executor JVM this Python worker belongs to, the first time any task gets here."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # exactly one task in the cluster wins
+    except FileExistsError:
+        return
+    os.close(fd)
+    pid = os.getppid()
+    while pid > 1:  # up the tree: python worker -> pyspark daemon -> the executor's JVM
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if b"CoarseGrainedExecutorBackend" in cmdline.read():
+                log.error("fault injection: killing executor JVM %d", pid)
+                os.kill(pid, signal.SIGKILL)
+                return
+        with open(f"/proc/{pid}/stat") as stat:
+            pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def pass_through_killing_executor(marker: str):
+    """A mapInPandas function (executor side) that kills its executor first (kill_own_executor_once), then passes
+    every batch on unchanged; the scoring job adds it only when the seam asks for it."""
+
+    def run(batches):
+        kill_own_executor_once(marker)
+        yield from batches
+
+    return run

@@ -193,6 +193,8 @@ def score_rows(
         F.lit(model.run_id).alias("model_run_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
     )
+    if (marker := faults.score_kill_marker()) is not None:  # tests only: an executor lost in the middle of scoring
+        predictions = predictions.mapInPandas(faults.pass_through_killing_executor(marker), predictions.schema)
     outputs = (layout.predictions, layout.score_quarantine)
     for stale in [d for output in outputs for d in storage.glob_dirs(output.stale_staging_glob)]:
         storage.delete(stale)  # left by a killed run; never visible to readers (one scorer per output dir)

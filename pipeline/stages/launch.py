@@ -7,18 +7,18 @@ BACKENDS is the one table from a backend name (train.backend) to its launcher an
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
 from pipeline.errors import TrainingError
+from pipeline.stages.environment import scoped_env
 from pipeline.worker.backends import DDPBackend, HorovodBackend, RankBackend
 from pipeline.worker.entry import run_rank
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
@@ -163,21 +163,6 @@ def _launch_torch_distributor(spark, plan: TrainPlan, train: TrainConfig, launch
     if not isinstance(result, RankResult):
         raise TrainingError(f"TorchDistributor returned {type(result).__name__}, expected rank 0's RankResult")
     return result
-
-
-@contextlib.contextmanager
-def scoped_env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the body only, restoring what was there before."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def _cuda_available() -> bool:

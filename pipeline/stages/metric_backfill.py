@@ -12,6 +12,7 @@ import logging
 import time
 
 from pipeline.errors import TrackingError
+from pipeline.stages.environment import NO_CLIENT_RETRIES, scoped_env
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def send_missing_epoch_metrics(tracking_uri: str, run_id: str, history: list[dic
     backoff = 1.0
     while True:
         try:
-            return _send_missing(tracking_uri, run_id, history)
+            with scoped_env(NO_CLIENT_RETRIES):  # this loop backs off itself, bounded by outage_limit_s
+                return _send_missing(tracking_uri, run_id, history)
         except Exception as exc:  # noqa: BLE001 - an unreachable server surfaces as several exception types
             waited = time.monotonic() - started
             if waited + backoff > outage_limit_s:

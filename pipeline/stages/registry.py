@@ -21,6 +21,7 @@ from pipeline.errors import TrackingError
 from pipeline.model.predictor import output_columns
 from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
+from pipeline.stages import promotion_race
 from pipeline.worker.user_code import CodeArchive
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,17 @@ def promote(
         promoted = better
         why = f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}"
     if promoted:
+        previous = str(champion.version) if champion else None
+        promotion_race.declare_intent(client, model.name, model.version, metric, candidate_value)
         client.set_registered_model_alias(model.name, CHAMPION, model.version)
+        winner = None  # a forced promotion is a person's decision: it keeps the alias
+        if not force:
+            winner = promotion_race.settle(
+                client, model.name, CHAMPION, model.version, metric, higher_is_better, previous
+            )
+        if winner is not None:
+            promoted = False
+            why += f"; but v{winner}, promoted at the same time, is better and holds @{CHAMPION}"
     decision = Promotion(
         model=model.name,
         candidate_version=model.version,

@@ -8,11 +8,16 @@ re-opens it on the next attempt with the same config.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
+from pipeline.errors import TrackingError
 from pipeline.stages import tracking
+from pipeline.stages.environment import NO_CLIENT_RETRIES, scoped_env
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,15 @@ def tracked_stage(
     run = tracking.start_run(experiment_id, stage, config, run_id=resume_id, parent_run_id=parent_run_id)
     try:
         yield StageRun(run.info.run_id, uri, resume_id is not None)
+    except TrackingError:
+        # The server is (still) away: try once to mark the run FAILED; if that fails too, the run stays open and the
+        # next attempt with the same config re-opens it (a resumable stage) rather than waiting out the retries here.
+        try:
+            with scoped_env(NO_CLIENT_RETRIES):
+                tracking.end_run("FAILED")
+        except Exception as exc:  # noqa: BLE001 - the TrackingError being raised is the one to report
+            log.warning("could not mark run %s FAILED (%s); it stays open", run.info.run_id, type(exc).__name__)
+        raise
     except BaseException:
         tracking.end_run("FAILED")
         raise

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import faults
-from pipeline.errors import TrainingError
+from pipeline.errors import TrackingError, TrainingError
 from pipeline.layout import Layout
 from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
 from pipeline.stages import tracking
@@ -19,7 +21,8 @@ from pipeline.stages.launch import horovod_env
 from pipeline.stages.plan import build_plan
 from pipeline.worker.backends import HorovodBackend
 from pipeline.worker.entry import run_rank
-from tests.helpers import assert_same_weights, run_train, write_features
+from tests.helpers import assert_same_weights, free_port, run_train, write_features
+from tests.services import Service, http_ok
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +190,48 @@ def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path)
     tracking.configure(config.tracking, config.spark.master)
     runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(config.tracking.experiment).experiment_id])
     assert [r.data.metrics.get("restarts") for r in runs] == [None]
+
+
+def test_tracking_server_gone_past_the_limit_fails_naming_it_then_rerun_completes(
+    spark, train_config_factory, tmp_path
+):
+    """The server dies after epoch 0 and stays away: training still finishes, the job fails at the outage limit
+    naming the URL, and once the server is back the same command resumes, back-fills epochs 1-2 and registers."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination", str(tmp_path)]
+    server = Service("mlflow", command, env=dict(os.environ), folder=tmp_path, ready=lambda _: http_ok(f"{uri}/health"))
+    server.start()
+    try:
+        config = train_config_factory(
+            f"tracking.uri={uri}", "tracking.artifact_root=mlflow-artifacts:/", "tracking.outage_limit_s=5"
+        )
+        killer = threading.Thread(target=_kill_after_first_epoch, args=(uri, server), daemon=True)
+        killer.start()
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} did not answer"):
+            run_train(spark, config)
+        assert time.monotonic() - started < 180  # the limit, not MLflow's 4 minutes of retries per request
+        killer.join()
+
+        server.start()
+        outcome = run_train(spark, config)  # re-opens the same run: training is done, only the bookkeeping is left
+        assert outcome.result.resumed_from_epoch == 3 and outcome.model is not None
+        history = MlflowClient(tracking_uri=uri).get_metric_history(outcome.run_id, "val_auc")
+        assert sorted(m.step for m in history) == [0, 1, 2]
+        assert MlflowClient(tracking_uri=uri).get_run(outcome.run_id).info.status == "FINISHED"
+    finally:
+        server.stop()
+
+
+def _kill_after_first_epoch(uri: str, server: Service) -> None:
+    """Test side: SIGKILL the server once epoch 0 of the (only) run has been logged."""
+    client = MlflowClient(tracking_uri=uri)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        if runs and client.get_metric_history(runs[0].info.run_id, "val_auc"):
+            server.kill()
+            return
+        time.sleep(0.3)
