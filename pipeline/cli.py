@@ -95,7 +95,11 @@ def _with_spark(config, stage: Callable):
     """Build the session and the layout, run one stage, always stop Spark (keeps shutdown quiet, ports free)."""
     from pipeline.data.session import build_spark
     from pipeline.layout import Layout
+    from pipeline.stages import tracking
 
+    # Every stage here is tracked: a store that cannot work, an unreachable server or credentials it refuses
+    # fail in seconds, before Spark starts (and claims executors on a cluster). The stage checks again.
+    tracking.configure(config.tracking, config.spark.master)
     spark = build_spark(config.spark)
     try:
         return stage(spark, Layout.from_config(config))

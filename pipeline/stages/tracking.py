@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.config.load import dump_yaml
 from pipeline.config.schema import PipelineConfig, TrackingConfig
 from pipeline.errors import TrackingError
+from pipeline.stages.tracking_server import check_server
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def configure(tracking: TrackingConfig, spark_master: str) -> str:
     """Point MLflow at the configured store, fail fast when it cannot work, return the resolved URI.
 
     Raises:
-        TrackingError: a file/SQLite store with a non-local Spark master, or an unreachable server.
+        TrackingError: a file/SQLite store with a non-local Spark master, an unreachable server, or one that
+            refuses the credentials in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
     """
     import mlflow
 
@@ -58,25 +60,13 @@ def configure(tracking: TrackingConfig, spark_master: str) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if uri.startswith("http"):
-        _check_server(uri)
+        check_server(uri)  # reachable, and it accepts the credentials in this environment
     mlflow.set_tracking_uri(uri)
     return uri
 
 
-def _check_server(uri: str) -> None:
-    import requests
-
-    try:
-        response = requests.get(f"{uri.rstrip('/')}/health", timeout=5)
-        response.raise_for_status()
-    except Exception as exc:
-        raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}). "
-            "Fix: start it (mlflow server --host 127.0.0.1 --port 5000) or correct tracking.uri"
-        ) from None
-
-
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+SERVER_ARTIFACT_ROOT = "mlflow-artifacts:"  # artifacts uploaded to and served by the tracking server
 
 
 def ensure_experiment(tracking: TrackingConfig) -> str:
@@ -91,7 +81,11 @@ def ensure_experiment(tracking: TrackingConfig) -> str:
             )
         return experiment.experiment_id
     artifact_root = tracking.artifact_root
-    if ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/ pass through)
+    if artifact_root.rstrip("/") == SERVER_ARTIFACT_ROOT:
+        # The server's own root: it puts the experiment at mlflow-artifacts:/<experiment id>, the layout its
+        # basic-auth app reads permissions from (artifacts at the bare root are refused to all but admins).
+        artifact_root = None
+    elif ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/sub pass through)
         artifact_root = Path(artifact_root).absolute().as_uri()
     return mlflow.create_experiment(
         tracking.experiment, artifact_location=artifact_root, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND}

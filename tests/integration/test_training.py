@@ -167,9 +167,8 @@ def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
     tracking.configure(config.tracking, config.spark.master)
     run = MlflowClient().get_run(outcome.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["train.restarts"] == "1"
-    assert (
-        "no rank printed an error" in run.data.tags["train.restart.1"] or "rank 0" in run.data.tags["train.restart.1"]
-    )
+    cause = run.data.tags["train.restart.1"]
+    assert "non-zero status" in cause, cause  # the launcher's error: a process exited, no Python error of a rank
     assert run.data.metrics["restarts"] == 1
     assert sorted(step for step, _ in tracking.run_metric_history(outcome.run_id, "val_auc")) == [0, 1, 2]
 

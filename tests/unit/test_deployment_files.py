@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 
 import yaml
@@ -54,3 +55,38 @@ def test_ports_stay_on_loopback_and_credentials_come_from_env_file():
     assert "change-me" not in text  # the compose file holds no password, only references
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert ".env" in ignored
+
+
+def _reference(value: str) -> bool:
+    """A compose value that is only a ${VAR...} reference, filled from .env."""
+    return re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", value) is not None
+
+
+def test_tracking_server_requires_a_login_and_the_files_hold_no_password():
+    mlflow = SERVICES["mlflow"]
+    assert "--app-name basic-auth" in mlflow["command"]
+    # the only credentials in the command are references: ${POSTGRES_USER}:${POSTGRES_PASSWORD}@
+    assert re.search(r"postgresql\+psycopg2://\$\{POSTGRES_USER\}:\$\{POSTGRES_PASSWORD\}@", mlflow["command"])
+    assert not re.search(r"password|secret", mlflow["command"].replace("POSTGRES_PASSWORD", ""), flags=re.IGNORECASE)
+    environment = mlflow["environment"]
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert _reference(environment[name]) and ":?" in environment[name], (name, environment[name])
+    ini_path = environment["MLFLOW_AUTH_CONFIG_PATH"]
+    mounted = [v.split(":")[0] for v in mlflow["volumes"] if v.split(":")[1:2] == [ini_path]]
+    assert mounted == ["./docker/mlflow_auth.ini"]
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "docker" / "mlflow_auth.ini")
+    assert ini["mlflow"]["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+    assert ini["mlflow"]["default_permission"] in {"READ", "NO_PERMISSIONS"}
+    assert "admin_password" not in ini["mlflow"]  # it comes from MLFLOW_AUTH_ADMIN_PASSWORD
+    store = ini["mlflow"]["database_uri"]  # a file on a volume, so users outlive the container
+    assert any(store.startswith(f"sqlite:///{v.split(':')[1]}/") for v in mlflow["volumes"] if ":" in v)
+
+
+def test_jobs_get_their_login_from_env_file_and_the_image_has_the_server_packages():
+    environment = SERVICES["pipeline"]["environment"]
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert _reference(environment[name]) and ":?" in environment[name], (name, environment[name])
+    server = re.search(r"^server = \[(.*)\]", (ROOT / "pyproject.toml").read_text(), flags=re.MULTILINE).group(1)
+    assert '"psycopg2-binary' in server and '"mlflow[auth]' in server  # PostgreSQL driver, basic-auth's Flask-WTF
+    assert ".[server]" in (ROOT / "docker" / "Dockerfile").read_text()
