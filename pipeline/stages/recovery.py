@@ -113,10 +113,9 @@ def _wait_for_slots(spark, train: TrainConfig, number: int, failures: list[Failu
     try:
         check_slots(spark, train.num_proc, register_wait_s=train.restart_wait_s)
     except TrainingError as exc:
-        history = "\n".join(f"  failure {i}: {f.summary()}" for i, f in enumerate(failures, 1))
         raise TrainingError(
             f"restart {number} gave up: the cluster did not give back {train.num_proc} task slots within "
-            f"train.restart_wait_s={train.restart_wait_s:g}. {exc}\nfailures so far:\n{history}\n"
+            f"train.restart_wait_s={train.restart_wait_s:g}. {exc}\nfailures so far:\n{_history(failures)}\n"
             "Fix: add executors (or raise train.restart_wait_s), then re-run the same command: it resumes from "
             "the last checkpoint"
         ) from None
@@ -124,10 +123,14 @@ def _wait_for_slots(spark, train: TrainConfig, number: int, failures: list[Failu
 
 
 def _gave_up(last: LaunchFailed, failures: list[Failure], allowed: int) -> TrainingError:
-    history = "\n".join(f"  failure {i}: {f.summary()}" for i, f in enumerate(failures, 1))
     return TrainingError(
-        f"training failed {len(failures)} times, more than train.max_restarts={allowed} allows:\n{history}\n"
+        f"training failed {len(failures)} times, more than train.max_restarts={allowed} allows:\n"
+        f"{_history(failures)}\n"
         f"the last failure in full:\n{last}\n"
         "Fix: see the failures above (a node that keeps dying, too little memory); re-running the same command "
         "resumes from the last checkpoint, and a larger train.max_restarts tolerates more losses"
     )
+
+
+def _history(failures: list[Failure]) -> str:
+    return "\n".join(f"  failure {i}: {f.summary()}" for i, f in enumerate(failures, 1))

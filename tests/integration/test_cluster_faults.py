@@ -6,32 +6,34 @@ the weights of an uninterrupted run.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline import faults
 from pipeline.config.schema import PipelineConfig
 from pipeline.layout import Layout
 from pipeline.stages.environment import scoped_env
-from pipeline.worker.checkpoint import BEST
-from tests.cluster import ROOT, cluster_env, spark_home, submit, wait_for_workers
+from pipeline.worker.checkpoint import BEST, LAST
+from tests.cluster import ROOT, spark_home, submit, wait_for_workers
 from tests.helpers import assert_same_weights
 
 pytestmark = pytest.mark.integration
-log = logging.getLogger(__name__)
 
-EXPERIMENT = MODEL = "flights-delay"  # conf/flights.yaml
-# About 140 steps per epoch on one core per rank: long enough to hit an epoch in its middle.
-TRAIN = ["train.nics=[lo]", "train.epochs=3", "train.batch_size=128", "train.seed=5", "train.model.hidden=[32]"]
-TRAIN += ["train.checkpoint_every_steps=20", "train.restart_wait_s=120", "tracking.model_name=flights-faults"]
+EXPERIMENT = "flights-delay"  # conf/flights.yaml
+SCORE_DATE = "2013-12-30"
+# About 640 steps (several seconds) per epoch on one core per rank; the faults strike at the first mid-epoch
+# checkpoint (step 50 of epoch 0), so the relaunch continues inside an epoch.
+TRAIN = ["train.nics=[lo]", "train.epochs=3", "train.batch_size=32", "train.seed=5", "train.model.hidden=[32]"]
+TRAIN += ["train.checkpoint_every_steps=50", "train.restart_wait_s=120", "tracking.model_name=flights-faults"]
 RECOVERY: dict[str, dict] = {}  # what each fault cost, logged at the end of the module
 
 
@@ -87,7 +89,7 @@ class JobUser:
         return sorted(m.step for m in self(lambda c: c.get_metric_history(run_id, "val_auc")))
 
 
-def _wait(what: str, check, timeout_s: float = 300, job: subprocess.Popen | None = None, log_path=None):
+def _wait(what: str, check, timeout_s: float = 300, job: subprocess.Popen | None = None, log_path=None, poll_s=0.5):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if job is not None and job.poll() is not None:
@@ -98,7 +100,7 @@ def _wait(what: str, check, timeout_s: float = 300, job: subprocess.Popen | None
             value = None
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(poll_s)
     pytest.fail(f"{what}: not after {timeout_s} s")
 
 
@@ -117,19 +119,24 @@ def executor_pids() -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def faults_setup(standalone_cluster, flights_raw, tmp_path_factory):
-    """Prepared features on the cluster and one uninterrupted train run to compare every faulted run with."""
-    cluster = standalone_cluster
-    work = tmp_path_factory.mktemp("faults-work")
-    env = cluster_env(cluster, work, flights_raw)
-    submit(cluster, "prepare.py", "--set", "train.nics=[lo]", env=env)
-    user = JobUser(cluster)
-    started = time.time()
-    submit(cluster, "train.py", *_sets(TRAIN), env=env)
-    baseline = user.newest_train_run(after=started)
-    yield {"cluster": cluster, "work": work, "env": env, "user": user, "baseline": baseline}
+def faults_setup(cluster_prepared, spark, tmp_path_factory):
+    """The prepared features on the cluster and an uninterrupted run of the same training on them, in this process
+    (local[2], the same two Horovod ranks and plan): every faulted run must end with its weights."""
+    from pipeline.config.load import load_config
+    from tests.helpers import run_train
+
+    cluster, work, env = cluster_prepared["cluster"], cluster_prepared["work"], cluster_prepared["env"]
+    store = tmp_path_factory.mktemp("faults-baseline-mlflow")
+    with scoped_env({k: env[k] for k in ("SPARKTRAIN_WORK_DIR", "RAW_DIR", "SPARK_MASTER_URL")}):
+        config = load_config(
+            [ROOT / "conf/flights.yaml", ROOT / "conf/cluster.yaml"],
+            [*TRAIN, "spark.master=local[2]", f"tracking.uri=sqlite:///{store}/mlflow.db"]
+            + [f"tracking.artifact_root={store}/artifacts"],
+        )
+    baseline = run_train(spark, config, register=False)
+    yield {"cluster": cluster, "work": work, "env": env, "user": JobUser(cluster), "baseline": baseline}
     for name, numbers in RECOVERY.items():
-        log.warning("recovery %s: %s", name, numbers)
+        print(f"recovery, {name}: {numbers}", file=sys.stderr)  # noqa: T201 - the numbers of the closing note
 
 
 def _best_weights(work: Path, run_id: str) -> str:
@@ -140,99 +147,127 @@ def _layout(work: Path) -> Layout:
     return Layout.from_config(PipelineConfig(work_dir=str(work)))
 
 
-def _train_with_fault(setup: dict, name: str, inject, tmp_path: Path):
-    """Start a train job, call inject(run_id) once epoch 1 is under way, and check the job recovered by itself."""
+def _mid_epoch_checkpoint(path: Path, epoch: int) -> bool:
+    """A mid-epoch checkpoint of `epoch` is on disk (rank 0 replaces the file atomically)."""
+    if not path.exists():
+        return False
+    partial = torch.load(path, map_location="cpu", weights_only=True).get("partial")
+    return partial is not None and partial["epoch"] == epoch
+
+
+@pytest.fixture(scope="module")
+def faulted_run(faults_setup, tmp_path_factory):
+    """ONE train job that meets three faults, each inside an epoch, at a mid-epoch checkpoint: epoch 0, an executor
+    JVM SIGKILLed; epoch 1, a Worker daemon killed with its executor and restarted 5 s later; epoch 2, the tracking
+    server killed and restarted 20 s later. The job must finish by itself."""
+    setup = faults_setup
     cluster, user = setup["cluster"], setup["user"]
-    log_path = tmp_path / f"{name}.log"
+    log_path = tmp_path_factory.mktemp("faulted-run") / "train.log"
     started = time.time()
     job = _popen(cluster, "train.py", _sets(TRAIN), setup["env"], log_path)
     run = _wait("the train run starts", lambda: user.newest_train_run(after=started), job=job, log_path=log_path)
-    _wait("epoch 0 logged", lambda: user.epochs_logged(run.info.run_id), job=job, log_path=log_path)
-    time.sleep(2)  # into epoch 1, past its first mid-epoch checkpoint
-    injected_at = time.time()
-    inject()
+    checkpoint = Path(_layout(setup["work"]).checkpoints(run.info.run_id)) / LAST
+    injected = {}
+
+    def at_checkpoint(epoch: int) -> None:
+        what = f"a mid-epoch checkpoint of epoch {epoch}"
+        _wait(what, lambda: _mid_epoch_checkpoint(checkpoint, epoch), job=job, log_path=log_path, poll_s=0.05)
+        injected[epoch] = time.time()
+
+    at_checkpoint(0)
+    victim = executor_pids()[:1]
+    assert victim, "no executor JVM found to kill"
+    os.kill(victim[0], signal.SIGKILL)
+
+    at_checkpoint(1)
+    worker = cluster["services"]["worker1"]
+    worker.kill()  # the daemon and its executor JVM: a node that went down
+    time.sleep(5)
+    worker.start()  # back, and registered with the master again
+
+    at_checkpoint(2)
+    server = cluster["services"]["mlflow"]
+    server.kill()
+    time.sleep(20)
+    server.start()
+
     output = _finish(job, log_path)
-    finished_at = time.time()
+    finished = time.time()
     run = user(lambda c: c.get_run(run.info.run_id))
-    assert run.info.status == "FINISHED"
-    assert user.epochs_logged(run.info.run_id) == [0, 1, 2]  # every epoch's metrics, each once
-    baseline = setup["baseline"]
-    assert_same_weights(
-        _best_weights(setup["work"], baseline.info.run_id), _best_weights(setup["work"], run.info.run_id)
-    )
-    return run, output, {"injected_at": injected_at, "finished_at": finished_at, "started": started}
-
-
-def _restart_numbers(setup: dict, run, times: dict) -> dict:
-    restarts = setup["user"](lambda c: c.get_metric_history(run.info.run_id, "restarts"))
-    relaunched = min(m.timestamp for m in restarts) / 1000
-    baseline = setup["baseline"].info
+    restarts = user(lambda c: c.get_metric_history(run.info.run_id, "restarts"))
     return {
-        "restarts": len(restarts),
-        "kill_to_relaunch_s": round(relaunched - times["injected_at"], 1),
-        "job_s": round(times["finished_at"] - times["started"], 1),
-        "uninterrupted_job_s": round((baseline.end_time - baseline.start_time) / 1000, 1),
-        "detected_after_s": run.data.metrics["restart_detected_after_s"],
-        "slot_wait_s": run.data.metrics["restart_slot_wait_s"],
+        "run": run,
+        "output": output,
+        "injected": injected,
+        "started": started,
+        "finished": finished,
+        "restarts": sorted(restarts, key=lambda m: m.step),
     }
 
 
-def test_executor_sigkill_mid_epoch_recovers_exactly(faults_setup, tmp_path):
-    victims = []
-
-    def kill_an_executor():
-        victims.extend(executor_pids()[:1])
-        assert victims, "no executor JVM found to kill"
-        os.kill(victims[0], signal.SIGKILL)
-
-    run, output, times = _train_with_fault(faults_setup, "executor-sigkill", kill_an_executor, tmp_path)
-    assert int(run.data.tags["train.restarts"]) >= 1, output[-3000:]
-    assert "resuming from checkpoint" in output and "steps of the next" in output  # mid-epoch, not from epoch 1's start
-    RECOVERY["executor SIGKILL"] = _restart_numbers(faults_setup, run, times)
+def _recovery_numbers(setup: dict, faulted: dict, number: int, epoch: int) -> dict:
+    """Seconds from the fault to the relaunch (the `restarts` metric is logged just before it) and the slot wait."""
+    run_id = faulted["run"].info.run_id
+    waits = setup["user"](lambda c: c.get_metric_history(run_id, "restart_slot_wait_s"))
+    relaunched = faulted["restarts"][number - 1].timestamp / 1000
+    return {
+        "fault_to_relaunch_s": round(relaunched - faulted["injected"][epoch], 1),
+        "slot_wait_s": round(next(m.value for m in waits if m.step == number), 1),
+    }
 
 
-def test_worker_daemon_killed_and_restarted_recovers_exactly(faults_setup, tmp_path):
-    cluster = faults_setup["cluster"]
-    worker = cluster["services"]["worker1"]
-
-    def crash_and_restart_worker():
-        worker.kill()  # the daemon and its executor JVM: a node that went down
-        time.sleep(5)
-        worker.start()  # back, and registered with the master again
-
-    run, output, times = _train_with_fault(faults_setup, "worker-restart", crash_and_restart_worker, tmp_path)
-    assert int(run.data.tags["train.restarts"]) >= 1, output[-3000:]
-    wait_for_workers(cluster, 2)
-    RECOVERY["worker daemon restart"] = _restart_numbers(faults_setup, run, times)
+def test_executor_sigkill_mid_epoch_recovers_exactly(faults_setup, faulted_run):
+    run, output = faulted_run["run"], faulted_run["output"]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["train.restarts"] == "2", output[-3000:]  # this fault and the Worker's, nothing else
+    assert "non-zero status" in run.data.tags["train.restart.1"]
+    assert "epoch 0 of 3 already done, and 50 steps of the next" in output.replace("resuming from checkpoint: ", "")
+    baseline = faults_setup["baseline"].result.best_model_path
+    assert_same_weights(baseline, _best_weights(faults_setup["work"], run.info.run_id))
+    assert faulted_run["restarts"][0].step == 1
+    RECOVERY["executor SIGKILL in epoch 0"] = _recovery_numbers(faults_setup, faulted_run, 1, 0)
 
 
-def test_tracking_server_down_for_20s_loses_no_epoch_metric(faults_setup, tmp_path):
-    server = faults_setup["cluster"]["services"]["mlflow"]
-
-    def server_away_20s():
-        server.kill()
-        time.sleep(20)
-        server.start()
-
-    run, output, times = _train_with_fault(faults_setup, "tracking-down", server_away_20s, tmp_path)
-    assert "train.restarts" not in run.data.tags  # the ranks never noticed: nothing to restart
-    RECOVERY["tracking server down 20 s"] = {"job_s": round(times["finished_at"] - times["started"], 1)}
+def test_worker_daemon_killed_and_restarted_recovers_exactly(faults_setup, faulted_run):
+    run, output = faulted_run["run"], faulted_run["output"]
+    assert "non-zero status" in run.data.tags["train.restart.2"]
+    assert "epoch 1 of 3 already done" in output  # the second relaunch resumed inside epoch 1 or right after it
+    assert [m.step for m in faulted_run["restarts"]] == [1, 2]
+    wait_for_workers(faults_setup["cluster"], 2)  # the restarted Worker is part of the cluster again
+    RECOVERY["Worker daemon killed, restarted 5 s later, in epoch 1"] = _recovery_numbers(
+        faults_setup, faulted_run, 2, 1
+    )
 
 
-def test_executor_killed_mid_scoring_gives_the_same_partition(faults_setup, tmp_path):
+def test_tracking_server_down_for_20s_loses_no_epoch_metric(faults_setup, faulted_run):
+    run, user = faulted_run["run"], faults_setup["user"]
+    assert run.info.status == "FINISHED"
+    assert user.epochs_logged(run.info.run_id) == [0, 1, 2]  # every epoch's metrics, each once
+    baseline = faults_setup["baseline"].result.history
+    logged = user(lambda c: c.get_metric_history(run.info.run_id, "val_auc"))
+    assert [m.value for m in sorted(logged, key=lambda m: m.step)] == [r["val_auc"] for r in baseline]
+    RECOVERY["whole job"] = {
+        "job_s": round(faulted_run["finished"] - faulted_run["started"], 1),
+        "restarts": len(faulted_run["restarts"]),
+    }
+
+
+def test_executor_killed_mid_scoring_gives_the_same_partition(faults_setup, faulted_run, tmp_path):
+    """Score one day with the model the faulted run registered, then score it again losing an executor in the
+    middle: Spark's task retry finishes the job and the replaced partition equals the first one."""
     cluster, env = faults_setup["cluster"], faults_setup["env"]
-    args = ["--set", "train.nics=[lo]", "--set", "tracking.model_name=flights-faults"]
-    submit(cluster, "score.py", *args, "--batch-id", "clean", env=env)
+    args = ["--set", "train.nics=[lo]", "--set", "tracking.model_name=flights-faults", "--date", SCORE_DATE]
+    partition = _layout(faults_setup["work"]).predictions.partition(f"date={SCORE_DATE}")
+    submit(cluster, "score.py", *args, env=env)
+    clean = pq.read_table(partition).to_pandas()
     marker = tmp_path / "executor-killed"
     faulted = {**env, faults.ENV: "score_kill_executor", faults.ONCE_ENV: str(marker)}
-    out = submit(cluster, "score.py", *args, "--batch-id", "faulted", env=faulted)
+    out = submit(cluster, "score.py", *args, env=faulted)
     assert marker.exists()  # an executor really was killed mid-scoring
-    assert "Lost executor" in out.stdout + out.stderr or "ExecutorLost" in out.stdout + out.stderr
-    layout = _layout(faults_setup["work"])
-    clean = pq.read_table(layout.predictions.partition("batch=clean")).to_pandas()
-    again = pq.read_table(layout.predictions.partition("batch=faulted")).to_pandas()
+    assert "Lost executor" in out.stdout + out.stderr, out.stderr[-3000:]
+    again = pq.read_table(partition).to_pandas()
     keys = ["flight_id"]  # data.key_columns of conf/flights.yaml
-    assert not again.duplicated(keys).any() and len(again) == len(clean)
+    assert len(clean) > 0 and not again.duplicated(keys).any() and len(again) == len(clean)
     merged = clean.merge(again, on=keys, suffixes=("", "_faulted"))
     assert len(merged) == len(clean) and (merged["probability"] == merged["probability_faulted"]).all()
 

@@ -15,20 +15,18 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.layout import Layout
-from tests.cluster import cluster_env, submit
+from tests.cluster import submit
 
 pytestmark = pytest.mark.integration
 
 SCORE_DATE = "2013-12-30"
 
 
-def test_jobs_on_standalone_cluster_with_tracking_server(standalone_cluster, flights_raw, monkeypatch):
-    cluster = standalone_cluster
-    work = cluster["base"] / "work"
-    env = cluster_env(cluster, work, flights_raw)  # as docker-compose.yml sets it, with the job user's login
+def test_jobs_on_standalone_cluster_with_tracking_server(cluster_prepared, monkeypatch):
+    cluster, work, env = cluster_prepared["cluster"], cluster_prepared["work"], cluster_prepared["env"]
     small = ["--set", "train.nics=[lo]"]
 
-    submit(cluster, "prepare.py", *small, env=env)
+    # prepare ran through spark-submit in the cluster_prepared fixture (tests/integration/conftest.py)
     assert Path(Layout.from_config(PipelineConfig(work_dir=str(work))).prepared.spec_file).exists()
 
     # A user's own network (examples/custom_model), its folder named relative to the submit directory: the code

@@ -48,8 +48,13 @@ def test_torch_distributor_backend_trains_the_same_loop(spark, train_config_fact
     assert len(result.history) == 3
 
 
-def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch):
-    uninterrupted = run_train(spark, train_config_factory("train.seed=11"))
+@pytest.fixture(scope="module")
+def uninterrupted(spark, train_config_factory):
+    """The run every interrupted one below must reproduce exactly."""
+    return run_train(spark, train_config_factory("train.seed=11"))
+
+
+def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch, uninterrupted):
 
     config = train_config_factory("train.seed=11")
     monkeypatch.setenv(faults.ENV, "train_step:1,5,1")  # rank 1 hard-exits at epoch 1 (0-based), step 5
@@ -148,9 +153,8 @@ def build(inputs, params):
 
 
 def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
-    spark, train_config_factory, monkeypatch, tmp_path
+    spark, train_config_factory, monkeypatch, tmp_path, uninterrupted
 ):
-    uninterrupted = run_train(spark, train_config_factory("train.seed=11"))
 
     # Checkpoints every 2 steps; rank 1 dies once at epoch 1, step 5: the relaunch continues at step 4.
     config = train_config_factory("train.seed=11", "train.max_restarts=2", "train.checkpoint_every_steps=2")
