@@ -3,10 +3,12 @@
 Its own module, importing nothing of the pipeline, because it is unpickled in the rank: the rank must not
 import the config, the tracking module or Spark just to log an epoch.
 
-Training never waits for the tracking server: each epoch's record goes into a queue that a background thread
-sends, retrying with exponential backoff while the server is away (restarted, a network blip) for up to
-`outage_limit_s`. What is still unsent when the rank exits is not lost: every record is also in the checkpoint's
-history and the rank's result, and the driver sends what the run lacks afterwards (pipeline/stages/metric_backfill.py).
+Training waits for the tracking server a few seconds at most: each epoch's record goes into a queue that a
+background thread sends, retrying with exponential backoff while the server is away (restarted, a network blip) for
+up to `outage_limit_s`. The rank waits up to SENT_WAIT_S for its epoch to be sent, so normally the metrics are in the
+run before the checkpoint says the epoch is done; during an outage it goes on training after that. What is still
+unsent when the rank exits is not lost: every record is also in the checkpoint's history and the rank's result,
+and the driver sends what the run lacks afterwards (pipeline/stages/metric_backfill.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 
 log = logging.getLogger("pipeline.worker.mlflow")
 MAX_BACKOFF_S = 15.0
+SENT_WAIT_S = 5.0
 
 
 class MlflowEpochLogger:
@@ -28,9 +31,12 @@ class MlflowEpochLogger:
         self.run_id = run_id
         self.outage_limit_s = outage_limit_s
         self._queue: queue.Queue | None = None  # started in the rank, at the first epoch
+        self._sent: threading.Condition | None = None
+        self._last_sent_epoch = -1
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_queue": None}  # the thread and its queue stay in the process that made them
+        # the thread, its queue and its condition stay in the process that made them
+        return {**self.__dict__, "_queue": None, "_sent": None, "_last_sent_epoch": -1}
 
     def __call__(self, record: dict, epoch: int) -> None:
         from mlflow.entities import Metric
@@ -38,9 +44,11 @@ class MlflowEpochLogger:
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, epoch) for k, v in record.items() if k != "epoch"]
         if self._queue is None:
-            self._queue = queue.Queue()
+            self._queue, self._sent = queue.Queue(), threading.Condition()
             threading.Thread(target=self._send_forever, name="mlflow-epoch-logger", daemon=True).start()
         self._queue.put(metrics)
+        with self._sent:
+            self._sent.wait_for(lambda: self._last_sent_epoch >= epoch, timeout=SENT_WAIT_S)
 
     def _send_forever(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -75,4 +83,7 @@ class MlflowEpochLogger:
                 continue
             if down_since is not None:
                 log.info("MLflow tracking server back after %.0f s", time.monotonic() - down_since)
+            with self._sent:
+                self._last_sent_epoch = max([self._last_sent_epoch, *(m.step for m in pending)])
+                self._sent.notify_all()
             pending, down_since, backoff = [], None, 1.0
