@@ -163,7 +163,7 @@ def jvm_peak_rss_mb(spark) -> float:
 
 def run_spark(csv: Path, work: Path, master: str) -> dict:
     from pipeline.config.load import load_config
-    from pipeline.data.prepare import prepare_data
+    from pipeline.data.preparation import prepare_data
     from pipeline.data.session import build_spark
     from pipeline.layout import Layout
 

@@ -43,7 +43,7 @@ def main() -> None:
     from pipeline.model.factory import build_network
     from pipeline.model.inputs import model_inputs
     from pipeline.model.spec import FeatureSpec
-    from pipeline.stages import registry
+    from pipeline.tracking import registry
 
     prepared = Layout.from_config(PipelineConfig(work_dir=args.work_dir)).prepared
     if not Path(prepared.spec_file).exists():

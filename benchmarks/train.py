@@ -112,9 +112,9 @@ def loader_only(path: Path) -> dict:
 def training_runs(features: Path, work: Path) -> dict:
     from pipeline.config.schema import PipelineConfig, SparkConfig, TrainConfig
     from pipeline.data.session import build_spark
+    from pipeline.launch.launchers import launch
     from pipeline.layout import Layout
     from pipeline.model.spec import FeatureSpec, LabelSpec, NumericStats
-    from pipeline.stages.launch import launch
     from pipeline.worker.plan import TrainPlan
 
     layout = Layout.from_config(PipelineConfig(work_dir=str(work)))

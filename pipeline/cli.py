@@ -95,11 +95,11 @@ def _with_spark(config, stage: Callable):
     """Build the session and the layout, run one stage, always stop Spark (keeps shutdown quiet, ports free)."""
     from pipeline.data.session import build_spark
     from pipeline.layout import Layout
-    from pipeline.stages import tracking
+    from pipeline.tracking import runs
 
     # Every stage here is tracked: a store that cannot work, an unreachable server or credentials it refuses
     # fail in seconds, before Spark starts (and claims executors on a cluster). The stage checks again.
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     spark = build_spark(config.spark)
     try:
         return stage(spark, Layout.from_config(config))
@@ -116,7 +116,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.stages.pipeline import run_pipeline
+    from pipeline.stages.chain import run_pipeline
 
     config = _load(args)
     outcome = _with_spark(
@@ -141,11 +141,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui_link(args: argparse.Namespace) -> int:
-    from pipeline.stages import tracking
+    from pipeline.tracking import runs
 
     config = _load(args)
-    tracking.configure(config.tracking, config.spark.master)
-    sys.stdout.write(tracking.runs_table_url(config.tracking, args.base_url) + "\n")
+    runs.configure(config.tracking, config.spark.master)
+    sys.stdout.write(runs.runs_table_url(config.tracking, args.base_url) + "\n")
     return 0
 
 

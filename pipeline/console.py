@@ -42,7 +42,7 @@ def ui_hint(config) -> None:
     the exact command, then the direct link."""
     from pathlib import Path
 
-    from pipeline.stages.tracking import resolve_uri, runs_table_url
+    from pipeline.tracking.runs import resolve_uri, runs_table_url
 
     uri = config.tracking.uri
     if uri.startswith(("http://", "https://")):

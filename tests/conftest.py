@@ -119,8 +119,8 @@ def trained_flights(trained_flights_session):
 
     Each test gets MLflow pointed at this run's store again: other tests move the global tracking URI.
     """
-    from pipeline.stages import tracking
+    from pipeline.tracking import runs
 
     config, _ = trained_flights_session
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     return trained_flights_session

@@ -54,7 +54,7 @@ def write_features(folder, sizes: list[int], row_group: int = 1_000_000, names=(
 
 def run_prepare(spark, config: PipelineConfig):
     """Prepare's Spark work (no MLflow run) into the config's own layout, as the CLI lays it out."""
-    from pipeline.data.prepare import prepare_data
+    from pipeline.data.preparation import prepare_data
 
     return prepare_data(spark, config, Layout.from_config(config))
 

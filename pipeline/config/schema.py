@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.features import FeaturesConfig
+from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.config.frozen import Frozen, check_reference
 from pipeline.config.model import AugmentConfig, ModelConfig
 from pipeline.config.tuning import TuneConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.config.features import LabelConfig
+from pipeline.config.feature_sections import LabelConfig
 from pipeline.config.schema import CleaningConfig
 from pipeline.data.sources import REASON, RECORD
 from pipeline.data.user_sql import analyse_rule

@@ -9,10 +9,10 @@ import logging
 import math
 from dataclasses import replace
 
-from pipeline.config.features import FeaturesConfig
+from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.data.image_features import fit_image_specs, pixels_column
 from pipeline.data.split import HOLDOUT, ROW_HASH, SPLIT
-from pipeline.data.text import encode_column, fit_text_vocab
+from pipeline.data.text_fitting import encode_column, fit_text_vocab
 from pipeline.errors import DataError
 from pipeline.model.spec import (
     NULL_INDEX,

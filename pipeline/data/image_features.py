@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from pipeline.config.features import ImageFeature
+from pipeline.config.feature_sections import ImageFeature
 from pipeline.errors import DataError
 from pipeline.model.images import CHANNELS
 from pipeline.model.tensor_specs import ImageSpec

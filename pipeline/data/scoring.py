@@ -28,7 +28,7 @@ from pipeline.model.predictor import output_columns
 from pipeline.model.spec import FeatureSpec
 
 if TYPE_CHECKING:
-    from pipeline.stages.registry import RegisteredModel
+    from pipeline.tracking.registry import RegisteredModel
 
 log = logging.getLogger(__name__)
 DATE_TOKEN = "{date}"

@@ -1,7 +1,7 @@
 """Text features as token-id sequences: one tokenizer and one vocabulary, shared by Spark and the registered model.
 
 Numpy/pandas/stdlib only: `tokenize` and `TextVocab.encode` run inside the registered model at scoring time and
-inside Spark pandas UDFs (pipeline/data/text.py), so both paths produce the same ids by construction.
+inside Spark pandas UDFs (pipeline/data/text_fitting.py), so both paths produce the same ids by construction.
 
 Tokenization rules (applied in this order):
     1. null / NaN / pd.NA -> no tokens; any other value -> `str(value)`;

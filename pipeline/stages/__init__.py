@@ -1,5 +1,7 @@
-"""Driver orchestration: each stage is `run(spark, config, layout) -> typed result` under one tracked MLflow run.
+"""The stages, and nothing else: prepare, train, score, tune, and their composition (chain.py: `pipeline run`).
 
-MLflow (runs, registry, plots) and the launch of training ranks live here; the Spark work is in pipeline.data,
-the per-rank training in pipeline.worker.
+Each stage runs on the driver as `run(spark, config, layout) -> typed result` inside one tracked MLflow run
+(pipeline/tracking/tracked.py) and composes the other folders: Spark work from pipeline.data, the MLflow layer from
+pipeline.tracking, the training launch from pipeline.launch, evaluation and tuning helpers. Nothing imports a stage
+but the CLI and the chain.
 """

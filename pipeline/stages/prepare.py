@@ -1,12 +1,12 @@
-"""The prepare stage on the driver: the Spark work of pipeline/data/prepare.py inside a tracked MLflow run."""
+"""The prepare stage on the driver: the Spark work of pipeline/data/preparation.py inside a tracked MLflow run."""
 
 from __future__ import annotations
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.prepare import PrepareResult, prepare_data
+from pipeline.data.preparation import PrepareResult, prepare_data
 from pipeline.layout import Layout
-from pipeline.stages import datasets, tracking
-from pipeline.stages.tracked import tracked_stage
+from pipeline.tracking import datasets, runs
+from pipeline.tracking.tracked import tracked_stage
 
 
 def run(spark, config: PipelineConfig, layout: Layout) -> PrepareResult:
@@ -14,7 +14,7 @@ def run(spark, config: PipelineConfig, layout: Layout) -> PrepareResult:
     with tracked_stage(config, "prepare"):  # an unreachable tracking store fails before any work
         result = prepare_data(spark, config, layout)
         report = result.report
-        tracking.log_metrics(
+        runs.log_metrics(
             {
                 "input_rows": report.counts.input_rows,
                 "clean_rows": report.counts.clean_rows,
@@ -24,7 +24,7 @@ def run(spark, config: PipelineConfig, layout: Layout) -> PrepareResult:
             }
         )
         for path in (layout.prepared.report_file, layout.prepared.spec_file):
-            tracking.log_file(path, "data")
+            runs.log_file(path, "data")
         rows = {name: counts["read"] for name, counts in report.counts.sources.items()}
         datasets.log_inputs(datasets.raw_sources(spark, config, rows) + datasets.prepared(spark, layout))
     return result

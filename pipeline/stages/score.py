@@ -5,8 +5,8 @@ from __future__ import annotations
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.scoring import ScoreResult, score_rows, select_rows
 from pipeline.layout import Layout
-from pipeline.stages import registry, tracking
-from pipeline.stages.tracked import tracked_stage
+from pipeline.tracking import registry, runs
+from pipeline.tracking.tracked import tracked_stage
 
 
 def run(
@@ -26,11 +26,11 @@ def run(
         tracking store unreachable (both before any run is started).
     """
     selection = select_rows(config, date, batch_id)
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     model = registry.resolve(config.tracking.model_name, model_version)
     spec = registry.load_pyfunc(model.uri).unwrap_python_model().spec  # also proves the model loads
     with tracked_stage(config, "score"):
-        tracking.set_tags(
+        runs.set_tags(
             {
                 "score.date": date or "",
                 "score.partition": selection.partition,
@@ -40,5 +40,5 @@ def run(
             }
         )
         result = score_rows(spark, config, layout, model, spec, selection)
-        tracking.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
+        runs.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
     return result

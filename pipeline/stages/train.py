@@ -8,19 +8,19 @@ from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import DataError
+from pipeline.evaluation import plots
+from pipeline.evaluation.baseline import constant_baseline
+from pipeline.evaluation.threshold import choose_threshold
+from pipeline.launch.launchers import check_slots
+from pipeline.launch.planning import draft_plan
+from pipeline.launch.recovery import launch_with_restarts
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
-from pipeline.stages import datasets, plots, registry, tracking
-from pipeline.stages.baseline import constant_baseline
-from pipeline.stages.epoch_logger import MlflowEpochLogger
-from pipeline.stages.launch import check_slots
-from pipeline.stages.metric_backfill import send_missing_epoch_metrics
-from pipeline.stages.model_check import check_model
-from pipeline.stages.plan import rank_settings
-from pipeline.stages.recovery import launch_with_restarts
-from pipeline.stages.registry import Promotion, RegisteredModel
-from pipeline.stages.threshold import choose_threshold
-from pipeline.stages.tracked import tracked_stage
+from pipeline.tracking import datasets, registry, runs
+from pipeline.tracking.metric_backfill import send_missing_epoch_metrics
+from pipeline.tracking.registry import Promotion, RegisteredModel
+from pipeline.tracking.tracked import tracked_stage
+from pipeline.worker.epoch_logger import MlflowEpochLogger
 from pipeline.worker.metrics import higher_is_better
 from pipeline.worker.plan import EpochCallback, EpochCallbacks, RankResult, TrainPlan
 
@@ -76,26 +76,26 @@ def run(
     """
     spec = load_prepared_spec(layout)
     check_slots(spark, config.train.num_proc)  # this check and the next run before any MLflow run exists
-    plan_settings = rank_settings(config, spec, layout)
-    check = check_model(config.train, plan_settings["model"], spec)  # a broken model fails here, in seconds
+    draft = draft_plan(config, spec, layout)  # a broken model or batch size fails here, in seconds
     with tracked_stage(config, "train", resume=not fresh, parent_run_id=parent_run_id) as stage:
         if tags:
-            tracking.set_tags(tags)
+            runs.set_tags(tags)
         if stage.resumed:
             where = layout.checkpoints(stage.run_id)
             log.info("re-opening unfinished train run %s (checkpoints in %s)", stage.run_id, where)
         else:
-            tracking.log_file(layout.prepared.spec_file, "data")
-            tracking.log_file(layout.prepared.report_file, "data")
+            runs.log_file(layout.prepared.spec_file, "data")
+            runs.log_file(layout.prepared.report_file, "data")
             used = datasets.raw_sources(spark, config, datasets.source_rows(layout)) + datasets.prepared(spark, layout)
             datasets.log_inputs(used)
-        plan = TrainPlan(layout=layout, run_id=stage.run_id, spec=spec, model_code=check.code, **plan_settings)
+        plan = draft.for_run(stage.run_id)
+        check = draft.check
         if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
-            tracking.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
-            tracking.log_params(
+            runs.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
+            runs.log_params(
                 {"resolved.train.model.factory": plan.model["factory"], "model.parameters": check.parameters}
             )
-            tracking.log_metrics({"model_check_seconds": check.seconds})
+            runs.log_metrics({"model_check_seconds": check.seconds})
         log.info(
             "training %s with %d %s workers, %d threads each, batch %d/worker",
             config.train.model.type,
@@ -112,17 +112,17 @@ def run(
             log.info(
                 "training finished after %d restart(s): %s", len(failures), "; ".join(f.summary() for f in failures)
             )
-        tracking.log_metrics(
+        runs.log_metrics(
             {
                 f"best_{plan.monitor}": result.best_metric,
                 "best_epoch": result.best_epoch,
                 **result.test_metrics,
             }
         )
-        tracking.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
+        runs.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
         where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
         log.info("ranks ran on: %s", where)
-        tracking.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
+        runs.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
         model, promotion = None, None
         if register:
             model, promotion = register_and_evaluate(spark, config, layout, plan, result, force_promote)
@@ -131,14 +131,7 @@ def run(
 
 def load_result(run_id: str) -> RankResult:
     """A finished train run's RankResult, from the artifact `run` logged (a study's best trial, registered later)."""
-    return RankResult(**tracking.load_dict(run_id, RESULT_ARTIFACT))
-
-
-def plan_for(config: PipelineConfig, layout: Layout, spec: FeatureSpec, run_id: str) -> TrainPlan:
-    """The plan a train run with this config used (settings and shipped code), to register its weights later."""
-    settings = rank_settings(config, spec, layout)
-    check = check_model(config.train, settings["model"], spec)
-    return TrainPlan(layout=layout, run_id=run_id, spec=spec, model_code=check.code, **settings)
+    return RankResult(**runs.load_dict(run_id, RESULT_ARTIFACT))
 
 
 def clean_split_rows(spark, layout: Layout, spec: FeatureSpec, split: str, limit: int = 200_000):
@@ -164,7 +157,7 @@ def register_and_evaluate(
             validation = clean_split_rows(spark, layout, spec, "val")
             threshold = choose_threshold(spec, plan.model, result.best_model_path, validation)
         model_config["decision_threshold"] = float(threshold)
-        tracking.log_metrics({"decision_threshold": float(threshold)})
+        runs.log_metrics({"decision_threshold": float(threshold)})
     test = clean_split_rows(spark, layout, spec, "test")
     inputs = test[spec.input_columns]
     model = registry.log_and_register(
@@ -182,26 +175,26 @@ def register_and_evaluate(
         actual = test[spec.label.column].astype("string").to_numpy()
         figures |= plots.multiclass_figures(actual, predictions["prediction"].to_numpy(), list(spec.label.classes))
     for name, figure in figures.items():
-        tracking.log_figure(figure, f"plots/{name}")
+        runs.log_figure(figure, f"plots/{name}")
     metric = config.tracking.promote_metric or "test_" + plan.monitor.removeprefix("val_")
     baseline = constant_baseline(spark, layout, spec.label, metric)
     if baseline is not None:
-        tracking.log_metrics({f"baseline_{metric}": baseline})
+        runs.log_metrics({f"baseline_{metric}": baseline})
     decision = registry.promote(model, metric, higher_is_better(metric), force, baseline)
-    tracking.log_dict(asdict(decision), "registry/promotion.json")
+    runs.log_dict(asdict(decision), "registry/promotion.json")
     registry.describe_version(
         model,
         _version_description(config, plan, result, decision),
         {
             **{f"metric.{k}": f"{v:.6f}" for k, v in result.test_metrics.items()},
             **{f"data.{k}": v for k, v in datasets.digests(datasets.prepared(spark, layout)).items()},
-            "git.commit": tracking.git_commit(),
+            "git.commit": runs.git_commit(),
             "model.factory": plan.model["factory"],
             "promotion.promoted": str(decision.promoted),
             "promotion.reason": decision.reason[:500],
         },
     )
-    tracking.set_tags(
+    runs.set_tags(
         {
             "registry.model": model.name,
             "registry.version": model.version,

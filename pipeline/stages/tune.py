@@ -19,15 +19,13 @@ from pathlib import Path
 from pipeline.config.load import with_values
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import ConfigError, DataError, PipelineError, TrainingError
+from pipeline.launch.launchers import available_slots
+from pipeline.launch.planning import MONITOR_BY_TASK, build_plan
 from pipeline.layout import Layout
-from pipeline.stages import tracking
 from pipeline.stages import train as train_stage
-from pipeline.stages.launch import available_slots
-from pipeline.stages.plan import MONITOR_BY_TASK
-from pipeline.stages.search_space import check_space, suggest
-from pipeline.stages.tracked import tracked_stage
-from pipeline.stages.trial_pruner import TrialPruner, build_pruner
-from pipeline.stages.tune_report import (
+from pipeline.tracking import runs
+from pipeline.tracking.tracked import tracked_stage
+from pipeline.tuning.report import (
     INTERRUPTED,
     TrialSummary,
     TuneResult,
@@ -35,7 +33,9 @@ from pipeline.stages.tune_report import (
     log_study,
     study_result,
 )
+from pipeline.tuning.search_space import check_space, suggest
 from pipeline.worker.metrics import higher_is_better
+from pipeline.worker.trial_pruner import TrialPruner, build_pruner
 
 log = logging.getLogger(__name__)
 TAG_STUDY, TAG_TRIAL, TAG_STATE, TAG_REASON = "tune.study", "tune.trial", "tune.state", "tune.failure"
@@ -105,7 +105,7 @@ def run(spark, config: PipelineConfig, layout: Layout, force_promote: bool = Fal
         return study_result(study, config, metric, None, time.perf_counter() - started)
 
     with tracked_stage(config, "tune", resume=True) as stage:
-        tracking.set_tags({TAG_STUDY: study.study_name})
+        runs.set_tags({TAG_STUDY: study.study_name})
         objective = _Objective(spark, config, layout, metric, study.study_name, _storage(config, layout), stage.run_id)
         log.info(
             "study %s: %d trial(s) to run (%d at a time), optimising %s",
@@ -173,22 +173,22 @@ class _Objective:
             raise TrialFailed(f"no finite {self.metric} in any epoch")
         best = max(values_seen) if higher_is_better(self.metric) else min(values_seen)
         state = "pruned" if outcome.result.stopped_by_callback else "complete"
-        tracking.set_run_tags(outcome.run_id, {TAG_STATE: state, f"tune.{self.metric}": f"{best:.6f}"})
+        runs.set_run_tags(outcome.run_id, {TAG_STATE: state, f"tune.{self.metric}": f"{best:.6f}"})
         if state == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {outcome.result.epochs_run}")
         return best
 
     def _record_failure(self, tags: dict[str, str], reason: str, values: dict) -> None:
         """Tag the trial's train run when it exists, else record the trial as a run of its own."""
-        failed = tracking.find_runs(self.config.tracking, tags)
+        failed = runs.find_runs(self.config.tracking, tags)
         for run_id in failed:
-            tracking.set_run_tags(run_id, {TAG_STATE: "failed", TAG_REASON: reason})
+            runs.set_run_tags(run_id, {TAG_STATE: "failed", TAG_REASON: reason})
         if failed:
             return
         with contextlib.suppress(TrialFailed):
             with tracked_stage(self.config, "trial", parent_run_id=self.parent_run_id):
-                tracking.set_tags({**tags, TAG_STATE: "failed", TAG_REASON: reason})
-                tracking.log_params({f"trial.{k}": v for k, v in values.items()})
+                runs.set_tags({**tags, TAG_STATE: "failed", TAG_REASON: reason})
+                runs.log_params({f"trial.{k}": v for k, v in values.items()})
                 raise TrialFailed(reason)  # ends this record FAILED
 
 
@@ -236,6 +236,6 @@ def _register_best(spark, config: PipelineConfig, layout: Layout, best: TrialSum
     """Register the best trial's weights from its finished train run, in the tune run, and promote as usual."""
     spec = train_stage.load_prepared_spec(layout)
     rank_result = train_stage.load_result(best.train_run_id)
-    plan = train_stage.plan_for(config, layout, spec, best.train_run_id)
-    tracking.log_metrics(rank_result.test_metrics)  # promotion compares the registering run's test metric
+    plan = build_plan(config, spec, layout, best.train_run_id)  # the plan the best trial used
+    runs.log_metrics(rank_result.test_metrics)  # promotion compares the registering run's test metric
     return train_stage.register_and_evaluate(spark, config, layout, plan, rank_result, force)

@@ -3,7 +3,7 @@
 Runs in the training ranks. Each backend supplies: process-group init, rank/size/local_rank, the distributed
 optimizer or model wrapper, broadcast of initial parameters and optimizer state (and of buffers such as batch
 norm's running statistics) from rank 0, a sum-allreduce,
-and object allgather/broadcast. The driver picks one through the table in pipeline/stages/launch.py.
+and object allgather/broadcast. The driver picks one through the table in pipeline/launch/launchers.py.
 """
 
 from __future__ import annotations

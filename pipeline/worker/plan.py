@@ -1,6 +1,6 @@
 """What crosses the driver/rank boundary: the plan (plain values in) and the rank's result (typed values out).
 
-Built on the driver (pipeline/stages/plan.py derives it from the training config field by field), pickled into
+Built on the driver (pipeline/launch/planning.py derives it from the training config field by field), pickled into
 each training rank. No config objects, no Spark: only the layout, the fitted feature spec and numbers.
 """
 
@@ -37,7 +37,7 @@ class TrainPlan:
     layout: Layout
     run_id: str  # names the checkpoint folder (the MLflow run id when tracked)
     spec: FeatureSpec
-    model: dict  # {"type", "factory": "module:function", "params"} (pipeline/stages/plan.py resolves it)
+    model: dict  # {"type", "factory": "module:function", "params"} (pipeline/launch/planning.py resolves it)
     epochs: int
     batch_size: int
     lr: float

@@ -4,7 +4,7 @@ Built on the driver (`CodeArchive.build`), pickled inside the TrainPlan, unpacke
 factory is imported (`activate`). Carrying the bytes in the plan, rather than relying on SparkContext.addPyFile,
 reaches every process that runs a rank: Horovod's and torchrun's child processes as well as Spark's Python
 workers, on local, local-cluster and standalone masters alike, with no shared file system. The registered
-model gets the same file or folder through MLflow's `code_paths` (pipeline/stages/registry.py).
+model gets the same file or folder through MLflow's `code_paths` (pipeline/tracking/registry.py).
 """
 
 from __future__ import annotations

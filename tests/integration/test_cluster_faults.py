@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import faults
 from pipeline.config.schema import PipelineConfig
+from pipeline.environment import scoped_env
 from pipeline.layout import Layout
-from pipeline.stages.environment import scoped_env
 from pipeline.worker.checkpoint import BEST, LAST
 from tests.cluster import ROOT, spark_home, submit, wait_for_workers
 from tests.helpers import assert_same_weights

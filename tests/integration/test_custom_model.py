@@ -21,7 +21,7 @@ from pipeline import faults
 from pipeline.data.split import SPLIT
 from pipeline.errors import TrainingError
 from pipeline.layout import Layout
-from pipeline.stages import registry, tracking
+from pipeline.tracking import registry, runs
 from tests.helpers import ROOT, assert_same_weights, run_train, serve_and_predict, udf_predictions
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_horovod_trains_the_users_model_and_registers_its_code(trained_resnet):
     result = outcome.result
     assert result.world_size == 2 and len(result.history) == 3
     assert result.test_metrics["test_auc"] >= 0.65  # predicting the base rate gives 0.5
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     run = mlflow.tracking.MlflowClient().get_run(outcome.run_id)
     assert run.data.params["resolved.train.model.factory"] == "tabular_resnet:build"
     assert run.data.metrics["model_check_seconds"] < 10
@@ -106,18 +106,18 @@ def test_model_loads_where_the_users_folder_is_not(trained_resnet, spark, tmp_pa
         "assert '/artifacts/code/tabular_resnet' in tabular_resnet.__file__, tabular_resnet.__file__\n"
         "m.predict(pd.read_parquet('rows.parquet')).to_parquet('out.parquet')\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.resolve_uri(config.tracking.uri)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": runs.resolve_uri(config.tracking.uri)}
     env.pop("PYTHONPATH", None)
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=300)
     fresh = pd.read_parquet(tmp_path / "out.parquet")
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     local = registry.load_pyfunc(outcome.model.uri).predict(inputs)
     np.testing.assert_allclose(fresh["probability"], local["probability"], atol=1e-6)
 
 
 def test_spark_udf_and_rest_match_in_process_predict(trained_resnet, spark):
     config, outcome = trained_resnet
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     rows = clean_rows(spark, config, 2000)
     columns = outcome.spec.input_columns
     local = registry.load_pyfunc(outcome.model.uri).predict(rows[columns])
@@ -125,5 +125,5 @@ def test_spark_udf_and_rest_match_in_process_predict(trained_resnet, spark):
     np.testing.assert_allclose(by_udf["probability"].to_numpy(), local["probability"].to_numpy(), atol=1e-6, rtol=0)
     assert (by_udf["prediction"].to_numpy() == local["prediction"].to_numpy()).all()
 
-    served = serve_and_predict(outcome.model.uri, rows[columns].head(20), tracking.resolve_uri(config.tracking.uri))
+    served = serve_and_predict(outcome.model.uri, rows[columns].head(20), runs.resolve_uri(config.tracking.uri))
     np.testing.assert_allclose(served["probability"], local["probability"].head(20), atol=1e-6)

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 from pipeline.config.load import load_config
+from pipeline.evaluation.threshold import choose_threshold
+from pipeline.launch.planning import resolved_model
 from pipeline.layout import Layout
-from pipeline.stages import registry, tracking
-from pipeline.stages.plan import resolved_model
-from pipeline.stages.threshold import choose_threshold
 from pipeline.stages.train import clean_split_rows
+from pipeline.tracking import registry, runs
 from tests.helpers import ROOT, run_prepare, run_score, run_train
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def test_small_binary_text_label_with_defaults(spark, tmp_path):
     threshold = choose_threshold(
         prepared.spec, resolved_model(config.train.model), outcome.result.best_model_path, validation
     )
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     scores = registry.load_pyfunc(outcome.model.uri).predict(validation[prepared.spec.input_columns])["probability"]
     truth = validation["churned"].eq("Yes").to_numpy()
 

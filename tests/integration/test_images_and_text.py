@@ -19,7 +19,7 @@ from pipeline.data.demo import write_digits_images, write_reviews
 from pipeline.data.split import SPLIT
 from pipeline.errors import TrainingError
 from pipeline.layout import Layout
-from pipeline.stages import registry, tracking
+from pipeline.tracking import registry, runs
 from tests.helpers import ROOT, assert_same_weights, run_prepare, run_score, run_train, serve_and_predict
 
 pytestmark = pytest.mark.integration
@@ -64,14 +64,14 @@ def test_cnn_learns_digits_on_two_horovod_workers(trained_digits):
     result = outcome.result
     assert result.world_size == 2 and result.epochs_run >= 1
     assert result.test_metrics["test_accuracy"] >= 0.9  # 10 balanced classes: chance is 0.1
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     run = mlflow.tracking.MlflowClient().get_run(outcome.run_id)
     assert run.data.params["resolved.train.model.factory"] == "pipeline.model.cnn:cnn"
 
 
 def test_registered_cnn_scores_bytes_paths_spark_udf_and_rest_alike(spark, trained_digits):
     config, prepared, outcome, _ = trained_digits
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     clean = spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
     rows = clean.where(f"{SPLIT} = 'test'").orderBy("path").limit(40).toPandas()
     rows["key"] = rows["path"]
@@ -163,7 +163,7 @@ def test_text_cnn_learns_reviews_with_ddp_and_scores_alike(spark, trained_review
     assert prepared.report.counts.input_rows == 3000 and prepared.spec.texts[0].max_len == 48
     assert outcome.result.world_size == 2
     assert outcome.result.test_metrics["test_auc"] >= 0.6  # a random guess gives 0.5
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     clean = spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
     rows = clean.where(f"{SPLIT} = 'test'").orderBy("review_id").limit(60).toPandas()
     rows["key"] = rows["review_id"]
@@ -207,7 +207,7 @@ def test_array_features_train_an_mlp_and_score_alike(spark, tmp_path):
     clean = spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
     rows = clean.where(f"{SPLIT} = 'test'").orderBy("id").limit(50).toPandas()
     rows["key"] = rows["id"]
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     in_process = registry.load_pyfunc(outcome.model.uri).predict(rows[["vec", "extra"]])
     by_udf = udf_scores(spark, outcome.model.uri, rows, ["vec", "extra"], "probability double, prediction long")
     np.testing.assert_allclose(by_udf["probability"], in_process["probability"], atol=1e-6)

@@ -19,7 +19,7 @@ import mlflow
 import pytest
 import requests
 
-from pipeline.stages import tracking
+from pipeline.tracking import runs
 from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def ui_server(trained_flights_session):
     """`mlflow ui` over the trained run's store, as `make mlflow-ui` starts it."""
     config, _ = trained_flights_session
     port = free_port()
-    store = tracking.resolve_uri(config.tracking.uri)
+    store = runs.resolve_uri(config.tracking.uri)
     command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", store]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     server = subprocess.Popen(
@@ -95,7 +95,7 @@ def rendered(chromium: str, url: str, tmp_path) -> str:
 
 def test_train_run_page_shows_metrics_plots_datasets_and_the_model(chromium, ui_server, trained_flights, tmp_path):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     experiment = mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id
     run_page = f"{ui_server}/#/experiments/{experiment}/runs/{outcome.run_id}"
 
@@ -117,10 +117,10 @@ def test_train_run_page_shows_metrics_plots_datasets_and_the_model(chromium, ui_
 
 def test_the_printed_link_opens_the_experiment_on_its_training_runs(chromium, ui_server, trained_flights, tmp_path):
     config, _ = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    runs_table = rendered(chromium, tracking.runs_table_url(config.tracking, ui_server), tmp_path)
+    runs_table = rendered(chromium, runs.runs_table_url(config.tracking, ui_server), tmp_path)
     assert re.search(r"\b\d+ matching runs?\b", runs_table), runs_table[:1500]  # the runs table
     assert "features.train (" in runs_table  # its Datasets column: the lineage of each run
     assert "Token Usage" not in runs_table  # not the GenAI overview a plain experiment link opens on

@@ -1,5 +1,5 @@
 """Two jobs promoting versions of one registered model at the same time, on a real MLflow store: the steps of
-pipeline/stages/promotion_race.py in the interleavings that matter, and registry.promote end to end."""
+pipeline/tracking/promotion_race.py in the interleavings that matter, and registry.promote end to end."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.stages import promotion_race, registry
-from pipeline.stages.registry import CHAMPION, RegisteredModel
+from pipeline.tracking import promotion_race, registry
+from pipeline.tracking.registry import CHAMPION, RegisteredModel
 
 pytestmark = pytest.mark.integration
 NAME, METRIC = "race-model", "test_auc"

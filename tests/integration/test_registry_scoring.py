@@ -14,9 +14,9 @@ import pytest
 
 from pipeline.data.split import SPLIT
 from pipeline.errors import ScoringError, TrackingError
+from pipeline.launch.planning import resolved_model
 from pipeline.layout import Layout
-from pipeline.stages import registry, tracking
-from pipeline.stages.plan import resolved_model
+from pipeline.tracking import registry, runs
 from tests.helpers import ROOT, serve_and_predict, udf_predictions
 from tests.helpers import run_score as run_score_job
 
@@ -31,7 +31,7 @@ def clean_rows(spark, config, split="test", limit=3000) -> pd.DataFrame:
 
 def test_run_has_plots_config_spec_and_aliases(trained_flights):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     client = mlflow.tracking.MlflowClient()
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "plots")}
     assert {
@@ -69,7 +69,7 @@ def test_model_loads_in_fresh_process_from_its_own_files(trained_flights, spark,
         "rows = pd.read_parquet('rows.parquet')\n"
         "m.predict(rows).to_parquet('out.parquet')\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.resolve_uri(config.tracking.uri)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": runs.resolve_uri(config.tracking.uri)}
     subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=300)
     fresh = pd.read_parquet(tmp_path / "out.parquet")
     local = registry.load_pyfunc(outcome.model.uri).predict(inputs)
@@ -78,7 +78,7 @@ def test_model_loads_in_fresh_process_from_its_own_files(trained_flights, spark,
 
 def test_registered_model_carries_only_the_model_package(trained_flights):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     model_dir = Path(mlflow.artifacts.download_artifacts(outcome.model.uri))
     shipped = sorted(str(p.relative_to(model_dir / "code")) for p in (model_dir / "code").rglob("*.py"))
     expected = sorted(f"pipeline/model/{p.name}" for p in (ROOT / "pipeline" / "model").glob("*.py"))
@@ -87,7 +87,7 @@ def test_registered_model_carries_only_the_model_package(trained_flights):
 
 def test_spark_udf_matches_in_process_predict(trained_flights, spark):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     rows = clean_rows(spark, config)
     columns = outcome.spec.input_columns
     by_udf = udf_predictions(spark, outcome.model.uri, rows, "flight_id", columns)
@@ -100,15 +100,15 @@ def test_spark_udf_matches_in_process_predict(trained_flights, spark):
 def test_rest_serving_gives_the_same_predictions(trained_flights, spark):
     config, outcome = trained_flights
     rows = clean_rows(spark, config, limit=20)[outcome.spec.input_columns]
-    served = serve_and_predict(outcome.model.uri, rows, tracking.resolve_uri(config.tracking.uri))
+    served = serve_and_predict(outcome.model.uri, rows, runs.resolve_uri(config.tracking.uri))
     local = registry.load_pyfunc(outcome.model.uri).predict(rows)
     np.testing.assert_allclose(served["probability"], local["probability"], atol=1e-6)
 
 
 def test_promotion_needs_a_better_test_metric(trained_flights, spark):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
-    experiment_id = tracking.ensure_experiment(config.tracking)
+    runs.configure(config.tracking, config.spark.master)
+    experiment_id = runs.ensure_experiment(config.tracking)
     rows = clean_rows(spark, config, limit=5)[outcome.spec.input_columns]
     with mlflow.start_run(experiment_id=experiment_id):
         mlflow.log_metric("test_auc", 0.51)  # worse than the champion's
@@ -184,7 +184,7 @@ def test_schema_drift_stops_before_writing(trained_flights, spark, flights_confi
 
 def test_missing_model_or_alias_is_a_clear_error(trained_flights, spark):
     config, _ = trained_flights
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     with pytest.raises(TrackingError, match="registered model 'no-such-model' has no alias @champion"):
         registry.resolve("no-such-model")
     with pytest.raises(TrackingError, match="has no version 99"):
@@ -195,7 +195,7 @@ def test_local_store_rejected_for_cluster_master():
     from pipeline.config.schema import TrackingConfig
 
     with pytest.raises(TrackingError, match="spark.master=spark://10.0.0.5:7077 runs workers on other machines"):
-        tracking.configure(TrackingConfig(uri="sqlite:///work/mlflow.db"), "spark://10.0.0.5:7077")
+        runs.configure(TrackingConfig(uri="sqlite:///work/mlflow.db"), "spark://10.0.0.5:7077")
 
 
 def test_nested_runs_share_the_pipeline_execution_id(tmp_path):
@@ -205,13 +205,13 @@ def test_nested_runs_share_the_pipeline_execution_id(tmp_path):
         [ROOT / "conf/flights.yaml"],
         [f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_root={tmp_path}/a"],
     )
-    tracking.configure(config.tracking, "local[2]")
-    experiment_id = tracking.ensure_experiment(config.tracking)
-    parent = tracking.start_run(experiment_id, "pipeline", config)
-    child = tracking.start_run(experiment_id, "prepare", config)
-    tracking.end_run()
-    tracking.end_run()
+    runs.configure(config.tracking, "local[2]")
+    experiment_id = runs.ensure_experiment(config.tracking)
+    parent = runs.start_run(experiment_id, "pipeline", config)
+    child = runs.start_run(experiment_id, "prepare", config)
+    runs.end_run()
+    runs.end_run()
     client = mlflow.tracking.MlflowClient()
     child_tags = client.get_run(child.info.run_id).data.tags
     assert child_tags["mlflow.parentRunId"] == parent.info.run_id
-    assert child_tags[tracking.TAG_PIPELINE_ID] == parent.info.run_id
+    assert child_tags[runs.TAG_PIPELINE_ID] == parent.info.run_id

@@ -19,7 +19,7 @@ from pipeline import faults
 from pipeline.config.load import load_config
 from pipeline.errors import ConfigError, DataError, TrackingError
 from pipeline.layout import Layout
-from pipeline.stages import registry
+from pipeline.tracking import registry
 from pipeline.worker.checkpoint import LAST, load_checkpoint
 from tests.helpers import ROOT, flights_cli_args, free_port, run_prepare, run_train
 from tests.helpers import run_score as run_score_job
@@ -153,9 +153,9 @@ def test_unwritable_work_dir_fails_before_reading(spark, tmp_path):
 
 def test_unseen_categories_at_scoring_use_the_oov_bucket(trained_flights, spark):
     config, outcome = trained_flights
-    from pipeline.stages import tracking
+    from pipeline.tracking import runs
 
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     rows = (
         spark.read.parquet(Layout.from_config(config).prepared.clean_dir)
         .limit(20)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.config.load import load_config
-from pipeline.stages import registry, tracking
+from pipeline.tracking import registry, runs
 from tests.helpers import run_prepare, run_train
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_task_trains_registers_and_predicts(spark, tmp_path, task, label, monito
         assert prepared.spec.label.classes == ("high", "low", "mid")
         assert test["test_accuracy"] > 0.8  # three classes: chance is ~1/3
     assert outcome.model.version == "1"
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     rows = spark.read.parquet(f"{prepared.output_dir}/clean").limit(50).toPandas()
     predictions = registry.load_pyfunc(outcome.model.uri).predict(rows[prepared.spec.input_columns])
     if task == "regression":

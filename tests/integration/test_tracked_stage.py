@@ -6,8 +6,8 @@ import mlflow
 import pytest
 
 from pipeline.config.load import load_config
-from pipeline.stages import tracking
-from pipeline.stages.tracked import tracked_stage
+from pipeline.tracking import runs
+from pipeline.tracking.tracked import tracked_stage
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +22,13 @@ def test_failed_stage_is_marked_failed_and_resumed_then_finished(config):
         raise RuntimeError("boom")
     client = mlflow.tracking.MlflowClient()
     failed = client.get_run(first.run_id)
-    assert failed.info.status == "FAILED" and failed.data.tags[tracking.TAG_STATUS] == "running"
+    assert failed.info.status == "FAILED" and failed.data.tags[runs.TAG_STATUS] == "running"
     assert mlflow.active_run() is None
 
     with tracked_stage(config, "train", resume=True) as second:
         assert second.resumed and second.run_id == first.run_id
     finished = client.get_run(first.run_id)
-    assert finished.info.status == "FINISHED" and finished.data.tags[tracking.TAG_STATUS] == "finished"
+    assert finished.info.status == "FINISHED" and finished.data.tags[runs.TAG_STATUS] == "finished"
 
     with tracked_stage(config, "train", resume=True) as third:  # nothing unfinished left: a new run
         assert not third.resumed and third.run_id != first.run_id

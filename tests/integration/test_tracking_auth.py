@@ -19,8 +19,8 @@ import requests
 from pipeline.config.schema import PipelineConfig, TrackingConfig
 from pipeline.errors import TrackingError
 from pipeline.layout import Layout
-from pipeline.stages import tracking
-from pipeline.stages.tracking_server import PROBE, check_server
+from pipeline.tracking import runs
+from pipeline.tracking.server import PROBE, check_server
 from tests.cluster import cluster_env
 from tests.helpers import ROOT
 from tests.services import get_json
@@ -84,7 +84,7 @@ def test_missing_credentials_are_named(standalone_cluster, monkeypatch, unset, m
         monkeypatch.delenv(name, raising=False)
     config = TrackingConfig(uri=standalone_cluster["tracking_uri"])
     with pytest.raises(TrackingError, match=f"requires credentials \\(HTTP 401\\) but {message}. Fix: set"):
-        tracking.configure(config, standalone_cluster["master"])
+        runs.configure(config, standalone_cluster["master"])
 
 
 def test_job_credentials_pass_the_check(standalone_cluster, monkeypatch):

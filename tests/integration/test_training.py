@@ -14,13 +14,13 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import faults
 from pipeline.errors import TrackingError, TrainingError
+from pipeline.launch.launchers import horovod_env
+from pipeline.launch.planning import build_plan
 from pipeline.layout import Layout
 from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
-from pipeline.stages import tracking
-from pipeline.stages.launch import horovod_env
-from pipeline.stages.plan import build_plan
+from pipeline.tracking import runs
 from pipeline.worker.backends import HorovodBackend
-from pipeline.worker.entry import run_rank
+from pipeline.worker.rank_entry import run_rank
 from tests.helpers import assert_same_weights, free_port, run_train, write_features
 from tests.services import Service, http_ok
 
@@ -29,13 +29,13 @@ pytestmark = pytest.mark.integration
 
 def test_horovod_two_workers_learn_and_only_rank0_logs(trained_flights):
     config, outcome = trained_flights
-    tracking.configure(config.tracking, config.spark.master)  # other tests point MLflow at their own stores
+    runs.configure(config.tracking, config.spark.master)  # other tests point MLflow at their own stores
     result = outcome.result
     assert result.world_size == 2
     assert result.best_metric >= 0.65  # val AUC; predicting the base rate gives 0.5
     assert result.test_metrics["test_auc"] >= 0.65
     assert len(result.history) == 3
-    history = tracking.run_metric_history(outcome.run_id, "val_auc")
+    history = runs.run_metric_history(outcome.run_id, "val_auc")
     assert sorted(step for step, _ in history) == [0, 1, 2]  # one value per epoch: rank 1 never logged
     assert Path(result.best_model_path).exists()
 
@@ -115,7 +115,7 @@ def test_batch_larger_than_a_worker_shard_is_a_config_error_before_any_run(spark
     from pipeline.errors import ConfigError
 
     config = train_config_factory("train.batch_size=100000", "train.model.hidden=[8]")
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
     runs_before = len(mlflow.search_runs([experiment.experiment_id])) if experiment else 0
     started = time.monotonic()
@@ -168,13 +168,13 @@ def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
     assert_same_weights(uninterrupted.result.best_model_path, result.best_model_path)
     assert result.test_metrics == uninterrupted.result.test_metrics
 
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     run = MlflowClient().get_run(outcome.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["train.restarts"] == "1"
     cause = run.data.tags["train.restart.1"]
     assert "non-zero status" in cause, cause  # the launcher's error: a process exited, no Python error of a rank
     assert run.data.metrics["restarts"] == 1
-    assert sorted(step for step, _ in tracking.run_metric_history(outcome.run_id, "val_auc")) == [0, 1, 2]
+    assert sorted(step for step, _ in runs.run_metric_history(outcome.run_id, "val_auc")) == [0, 1, 2]
 
 
 def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path):
@@ -190,9 +190,11 @@ def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path)
     message = str(err.value)
     assert "ValueError: column 'dep_delay' has an unexpected shape in batch 4" in message
     assert "more than train.max_restarts" not in message  # failed at once, not after 3 restarts
-    tracking.configure(config.tracking, config.spark.master)
-    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(config.tracking.experiment).experiment_id])
-    assert [r.data.metrics.get("restarts") for r in runs] == [None]
+    runs.configure(config.tracking, config.spark.master)
+    found = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name(config.tracking.experiment).experiment_id]
+    )
+    assert [r.data.metrics.get("restarts") for r in found] == [None]
 
 
 def test_tracking_server_gone_past_the_limit_fails_naming_it_then_rerun_completes(

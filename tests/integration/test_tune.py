@@ -20,7 +20,8 @@ import yaml
 
 from pipeline.errors import ConfigError, TrainingError
 from pipeline.layout import Layout
-from pipeline.stages import tracking, tune
+from pipeline.stages import tune
+from pipeline.tracking import runs
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def test_complete_pruned_and_failed_trials_then_best_registered(spark, train_con
     assert outcome.best.number == 0 and outcome.best.value > 0.6
     assert outcome.model is not None and outcome.promotion.promoted  # no champion yet
 
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     client = mlflow.tracking.MlflowClient()
     experiment = client.get_experiment_by_name(config.tracking.experiment).experiment_id
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{outcome.run_id}'")
@@ -125,9 +126,9 @@ def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(
     assert first.user_attrs.get("interrupted") and first.state == optuna.trial.TrialState.FAIL
     assert second.params == first.params and second.state == optuna.trial.TrialState.COMPLETE
     assert outcome.counts == {"complete": 1, "pruned": 0, "failed": 0}
-    tracking.configure(config.tracking, config.spark.master)
+    runs.configure(config.tracking, config.spark.master)
     train_run = mlflow.tracking.MlflowClient().get_run(second.user_attrs["train_run_id"])
-    result = tracking.load_dict(train_run.info.run_id, "training/result.json")
+    result = runs.load_dict(train_run.info.run_id, "training/result.json")
     assert result["resumed_from_epoch"] == 1  # the killed trial's train run, continued after its checkpoint
     assert [m.step for m in mlflow.tracking.MlflowClient().get_metric_history(train_run.info.run_id, "val_auc")] == [
         0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config.features import LabelConfig
+from pipeline.config.feature_sections import LabelConfig
 from pipeline.config.schema import CleaningConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.errors import DataError

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config.features import FeaturesConfig
+from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.data.features import fit_spec, transform
 from pipeline.data.split import SPLIT
 from pipeline.errors import DataError

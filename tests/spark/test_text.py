@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.data.text import encode_column, fit_text_vocab
+from pipeline.data.text_fitting import encode_column, fit_text_vocab
 from pipeline.errors import DataError
 from pipeline.model.text import TextVocab
 

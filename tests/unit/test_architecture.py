@@ -12,12 +12,21 @@ from pathlib import Path
 import pytest
 
 from pipeline.config.schema import TrainConfig
-from pipeline.stages.plan import DRIVER_ONLY, build_plan, configured_settings, resolved_model
+from pipeline.launch.planning import DRIVER_ONLY, build_plan, configured_settings, resolved_model
 from pipeline.worker.plan import TrainPlan
 from tests.helpers import ROOT, write_features
 
 PACKAGE = ROOT / "pipeline"
-FORBIDDEN_IN_RANKS = ("pyspark", "yaml", "pydantic", "pipeline.config", "pipeline.stages.tracking", "pipeline.data")
+FORBIDDEN_IN_RANKS = (
+    "pyspark",
+    "yaml",
+    "pydantic",
+    "pipeline.config",
+    "pipeline.data",
+    "pipeline.tracking",
+    "pipeline.launch",
+    "pipeline.stages",
+)
 
 
 def _modules(folder: str) -> list[str]:
@@ -35,7 +44,7 @@ def _imported_after(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", [*_modules("worker"), "pipeline.stages.epoch_logger", "pipeline.stages.trial_pruner"]
+    "module", [*_modules("worker"), "pipeline.worker.epoch_logger", "pipeline.worker.trial_pruner"]
 )
 def test_rank_side_modules_import_no_spark_config_or_tracking(module):
     loaded = _imported_after(module)
@@ -83,13 +92,13 @@ def test_only_the_layout_module_spells_output_paths():
 
 
 def test_only_the_tracked_stage_starts_or_ends_runs():
-    calls = re.compile(r"\b(tracking\.start_run|tracking\.end_run|mlflow\.start_run|mlflow\.end_run)\(")
+    calls = re.compile(r"\b(runs\.start_run|runs\.end_run|mlflow\.start_run|mlflow\.end_run)\(")
     found = {
         str(path.relative_to(ROOT))
         for path in PACKAGE.rglob("*.py")
-        if calls.search(path.read_text()) and path.name != "tracking.py"
+        if calls.search(path.read_text()) and path.relative_to(ROOT).as_posix() != "pipeline/tracking/runs.py"
     }
-    assert found == {"pipeline/stages/tracked.py"}
+    assert found == {"pipeline/tracking/tracked.py"}
 
 
 def test_every_training_setting_reaches_the_plan_or_is_driver_only():
@@ -102,7 +111,7 @@ def test_every_training_setting_reaches_the_plan_or_is_driver_only():
 def test_plan_carries_each_setting_with_its_value(tmp_path):
     from pipeline.config.load import load_config
     from pipeline.layout import Layout
-    from pipeline.model.spec import FeatureSpec, LabelSpec
+    from pipeline.model.spec import FeatureSpec, LabelSpec, NumericStats
 
     changed = [
         "train.epochs=4", "train.batch_size=32", "train.lr=0.05", "train.scale_lr_by_workers=false",
@@ -113,7 +122,11 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
         "train.augment.flip=true", "train.augment.crop_padding=2", "train.precision=bf16",
     ]  # fmt: skip
     config = load_config([], [f"work_dir={tmp_path}", *changed])
-    spec = FeatureSpec(input_schema={"y": "double"}, label=LabelSpec("y", "binary"))
+    spec = FeatureSpec(  # one input: build_plan checks the model on an example batch
+        input_schema={"x": "double", "y": "double"},
+        numeric=(NumericStats("x", 0, 0, 1, missing_indicator=False),),
+        label=LabelSpec("y", "binary"),
+    )
     layout = Layout.from_config(config)
     write_features(Path(layout.prepared.features("train")), [1500, 1500])
     plan = build_plan(config, spec, layout, "run-1")
@@ -131,3 +144,58 @@ def test_a_new_training_setting_cannot_be_silently_forgotten():
 
     with pytest.raises(TypeError, match="label_smoothing"):
         TrainPlan(layout=None, run_id="r", spec=None, **configured_settings(WithNewSetting()))
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """pipeline's top-level parts (folders and modules) -> the other parts they import, at run time."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        part = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and id(node) not in typing_only:
+                names = node.module.split(".")
+                if names[0] != "pipeline":
+                    continue
+                targets = [names[1]] if len(names) > 1 else [alias.name for alias in node.names]
+                graph.setdefault(part, set()).update(t for t in targets if t != part)
+    return graph
+
+
+def test_the_packages_import_each_other_without_cycles():
+    graph = _package_imports()
+    visiting, done = [], set()
+
+    def visit(part: str) -> None:
+        if part in visiting:
+            pytest.fail("import cycle: " + " -> ".join([*visiting[visiting.index(part) :], part]))
+        if part in done:
+            return
+        visiting.append(part)
+        for target in sorted(graph.get(part, ())):
+            visit(target)
+        visiting.pop()
+        done.add(part)
+
+    for part in sorted(graph):
+        visit(part)
+
+
+def test_only_the_cli_imports_the_stages():
+    importers = {part for part, targets in _package_imports().items() if "stages" in targets}
+    assert importers == {"cli"}
+
+
+def test_module_names_are_distinct():
+    """A module's name alone says which one it is (no two plan.py in different folders)."""
+    seen: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.stem not in ("__init__", "__main__"):
+            seen.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}

@@ -12,9 +12,9 @@ import pytest
 
 from pipeline.config.load import load_config
 from pipeline.errors import ConfigError
+from pipeline.launch.model_check import check_model
+from pipeline.launch.planning import resolved_model
 from pipeline.model.spec import CategoricalVocab, FeatureSpec, LabelSpec, NumericStats
-from pipeline.stages.model_check import check_model
-from pipeline.stages.plan import resolved_model
 from tests.helpers import ROOT
 
 EXAMPLE = ROOT / "examples" / "custom_model" / "tabular_resnet"

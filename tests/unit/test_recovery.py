@@ -9,9 +9,9 @@ import torch
 
 from pipeline import faults
 from pipeline.config.schema import TrainConfig
+from pipeline.launch.launchers import LaunchFailed, WorkerTails
+from pipeline.launch.recovery import max_restarts, user_error
 from pipeline.model.spec import LabelSpec
-from pipeline.stages.launch import LaunchFailed, WorkerTails
-from pipeline.stages.recovery import max_restarts, user_error
 from pipeline.worker.checkpoint import checkpoint_state, new_best, resume_point
 from pipeline.worker.metrics import MetricSums
 

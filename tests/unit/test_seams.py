@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from pipeline import faults
-from pipeline.stages.environment import scoped_env
+from pipeline.environment import scoped_env
 
 
 def test_train_step_fault_is_read_from_the_one_variable(monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config.load import load_config
 from pipeline.errors import ConfigError
-from pipeline.stages.search_space import check_space, decode, suggest
+from pipeline.tuning.search_space import check_space, decode, suggest
 
 
 def space(entries: str) -> list[str]:

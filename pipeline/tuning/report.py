@@ -11,10 +11,11 @@ import yaml
 
 from pipeline.config.load import nested_dict
 from pipeline.config.schema import PipelineConfig
+from pipeline.evaluation import plots
 from pipeline.layout import Layout
-from pipeline.stages import plots, tracking
-from pipeline.stages.registry import Promotion, RegisteredModel
-from pipeline.stages.search_space import decode
+from pipeline.tracking import runs
+from pipeline.tracking.registry import Promotion, RegisteredModel
+from pipeline.tuning.search_space import decode
 from pipeline.worker.metrics import higher_is_better
 
 log = logging.getLogger("pipeline.stages.tune")
@@ -102,14 +103,12 @@ def log_study(study, result: TuneResult, layout: Layout) -> None:
         )
         Path(layout.tune_best_overlay).parent.mkdir(parents=True, exist_ok=True)
         Path(layout.tune_best_overlay).write_text(header + overlay, encoding="utf-8")
-        tracking.log_text(header + overlay, "tune/best_params.yaml")
-        tracking.set_tags(
-            {"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id}
-        )
-    tracking.log_metrics(metrics)
-    tracking.log_dict({"trials": [asdict(s) for s in result.trials]}, "tune/trials.json")
+        runs.log_text(header + overlay, "tune/best_params.yaml")
+        runs.set_tags({"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id})
+    runs.log_metrics(metrics)
+    runs.log_dict({"trials": [asdict(s) for s in result.trials]}, "tune/trials.json")
     for name, figure in plots.study_figures(study).items():
-        tracking.log_figure(figure, f"tune/{name}")
+        runs.log_figure(figure, f"tune/{name}")
     log.info(
         "study %s: %s; best %s",
         result.study_name,

@@ -1,6 +1,6 @@
 """After training, on the driver: send the epoch metrics the run lacks (rank 0 could not reach the tracking server).
 
-Rank 0 logs each epoch in the background and keeps going while the server is away (pipeline/stages/epoch_logger.py);
+Rank 0 logs each epoch in the background and keeps going while the server is away (pipeline/worker/epoch_logger.py);
 records still unsent when it exits are in the rank's result. Here each metric's logged steps are compared with the
 result's history and the missing ones are logged, retrying with backoff until tracking.outage_limit_s, so a run
 never ends FINISHED with a hole in its curves.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+from pipeline.environment import NO_CLIENT_RETRIES, scoped_env
 from pipeline.errors import TrackingError
-from pipeline.stages.environment import NO_CLIENT_RETRIES, scoped_env
 
 log = logging.getLogger(__name__)
 

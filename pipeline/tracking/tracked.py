@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
+from pipeline.environment import NO_CLIENT_RETRIES, scoped_env
 from pipeline.errors import TrackingError
-from pipeline.stages import tracking
-from pipeline.stages.environment import NO_CLIENT_RETRIES, scoped_env
+from pipeline.tracking import runs
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,12 @@ def tracked_stage(
         resume: re-open the newest unfinished run of this stage whose config hash matches, if there is one.
         parent_run_id: nest under this run although no run is active in this thread (a parallel tuning trial).
     """
-    uri = tracking.configure(config.tracking, config.spark.master)
-    experiment_id = tracking.ensure_experiment(config.tracking)
+    uri = runs.configure(config.tracking, config.spark.master)
+    experiment_id = runs.ensure_experiment(config.tracking)
     resume_id = None
     if resume:
-        resume_id = tracking.find_resumable_run(experiment_id, stage, tracking.config_hash(config))
-    run = tracking.start_run(experiment_id, stage, config, run_id=resume_id, parent_run_id=parent_run_id)
+        resume_id = runs.find_resumable_run(experiment_id, stage, runs.config_hash(config))
+    run = runs.start_run(experiment_id, stage, config, run_id=resume_id, parent_run_id=parent_run_id)
     try:
         yield StageRun(run.info.run_id, uri, resume_id is not None)
     except TrackingError:
@@ -50,12 +50,12 @@ def tracked_stage(
         # next attempt with the same config re-opens it (a resumable stage) rather than waiting out the retries here.
         try:
             with scoped_env(NO_CLIENT_RETRIES):
-                tracking.end_run("FAILED")
+                runs.end_run("FAILED")
         except Exception as exc:  # noqa: BLE001 - the TrackingError being raised is the one to report
             log.warning("could not mark run %s FAILED (%s); it stays open", run.info.run_id, type(exc).__name__)
         raise
     except BaseException:
-        tracking.end_run("FAILED")
+        runs.end_run("FAILED")
         raise
-    tracking.mark_finished(run.info.run_id)
-    tracking.end_run()
+    runs.mark_finished(run.info.run_id)
+    runs.end_run()

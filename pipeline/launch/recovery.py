@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
 from pipeline.errors import TrainingError
-from pipeline.stages import tracking
-from pipeline.stages.launch import LaunchFailed, check_slots, launch
+from pipeline.launch.launchers import LaunchFailed, check_slots, launch
+from pipeline.tracking import runs
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,11 @@ def launch_with_restarts(
                 "training failed (%s); restart %d of %d from the last checkpoint", failure.summary(), number, allowed
             )
             waited = _wait_for_slots(spark, train, number, failures)
-            tracking.log_metrics(
+            runs.log_metrics(
                 {"restarts": number, "restart_detected_after_s": failure.failed_after_s, "restart_slot_wait_s": waited},
                 step=number,
             )
-            tracking.set_tags({f"train.restart.{number}": failure.summary()[:4000], "train.restarts": str(number)})
+            runs.set_tags({f"train.restart.{number}": failure.summary()[:4000], "train.restarts": str(number)})
 
 
 def _wait_for_slots(spark, train: TrainConfig, number: int, failures: list[Failure]) -> float:

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
+from pipeline.environment import scoped_env
 from pipeline.errors import TrainingError
-from pipeline.stages.environment import scoped_env
 from pipeline.worker.backends import DDPBackend, HorovodBackend, RankBackend
-from pipeline.worker.entry import run_rank
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
+from pipeline.worker.rank_entry import run_rank
 
 log = logging.getLogger(__name__)
 TAIL_LINES = 12  # per rank
@@ -71,7 +71,7 @@ def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
 class WorkerTails:
     """Last lines of each rank's output (Horovod prefixes lines with [rank]<stdout>:), for error messages, and the
     last exception line each rank printed (a traceback's final line), which tells a rank's own error from a lost
-    peer (pipeline/stages/recovery.py)."""
+    peer (pipeline/launch/recovery.py)."""
 
     def __init__(self) -> None:
         self.by_rank: dict[str, collections.deque] = {}

@@ -1,7 +1,7 @@
 """Derive the training ranks' plan from the training config on the driver: settings, automatic values, checks.
 
 Every TrainConfig field reaches the plan under its own name unless it is listed in DRIVER_ONLY (settings the
-launcher consumes). A new training setting that is in neither makes `build_plan` fail at once, so it cannot be
+launcher consumes). A new training setting that is in neither makes `draft_plan` fail at once, so it cannot be
 silently forgotten; a unit test enumerates the fields too.
 
 Settings left null are resolved here from the prepared data (documented in the config reference):
@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 from pipeline.config.model import ModelConfig
 from pipeline.config.schema import PipelineConfig, TrainConfig
 from pipeline.errors import ConfigError, DataError
+from pipeline.launch.model_check import ModelCheck, check_model
 from pipeline.layout import Layout
 from pipeline.model.factory import BUILTIN_FACTORIES, BUILTIN_PARAMS
 from pipeline.model.spec import FeatureSpec
@@ -29,7 +30,7 @@ from pipeline.worker.loader import assign_shards, list_row_groups
 from pipeline.worker.plan import TrainPlan
 
 log = logging.getLogger(__name__)
-# Used on the driver only, never by a rank: by the launcher (pipeline/stages/launch.py) or at registration.
+# Used on the driver only, never by a rank: by the launcher (pipeline/launch/launchers.py) or at registration.
 DRIVER_ONLY = frozenset(
     {
         "backend",
@@ -58,9 +59,32 @@ class ShardFacts:
     row_groups: int
 
 
+@dataclass(frozen=True)
+class PlanDraft:
+    """A rank plan resolved and checked before its MLflow run exists: the slow, failing parts happen first."""
+
+    layout: Layout
+    spec: FeatureSpec
+    settings: dict  # every rank setting, automatic values resolved (rank_settings)
+    check: ModelCheck  # the model built and run on one batch; carries the shipped code
+
+    def for_run(self, run_id: str) -> TrainPlan:
+        return TrainPlan(layout=self.layout, run_id=run_id, spec=self.spec, model_code=self.check.code, **self.settings)
+
+
+def draft_plan(config: PipelineConfig, spec: FeatureSpec, layout: Layout) -> PlanDraft:
+    """Resolve config into plain values for the ranks and check the model, before any run is opened.
+
+    Raises:
+        DataError / ConfigError: see rank_settings and check_model; both fail in seconds on the driver.
+    """
+    settings = rank_settings(config, spec, layout)
+    return PlanDraft(layout, spec, settings, check_model(config.train, settings["model"], spec))
+
+
 def build_plan(config: PipelineConfig, spec: FeatureSpec, layout: Layout, run_id: str) -> TrainPlan:
-    """Resolve config into plain values for the ranks (see rank_settings for the checks)."""
-    return TrainPlan(layout=layout, run_id=run_id, spec=spec, **rank_settings(config, spec, layout))
+    """The one constructor of a rank plan (train, tune and the tests): draft_plan for the run `run_id`."""
+    return draft_plan(config, spec, layout).for_run(run_id)
 
 
 def rank_settings(config: PipelineConfig, spec: FeatureSpec, layout: Layout) -> dict:

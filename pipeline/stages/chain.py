@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.prepare import PrepareResult
+from pipeline.data.preparation import PrepareResult
 from pipeline.data.scoring import ScoreResult, select_rows
 from pipeline.layout import Layout
-from pipeline.stages import prepare, score, tracking, train
-from pipeline.stages.tracked import tracked_stage
+from pipeline.stages import prepare, score, train
 from pipeline.stages.train import TrainResult
+from pipeline.tracking import runs
+from pipeline.tracking.tracked import tracked_stage
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,6 @@ def run_pipeline(
         prepared = prepare.run(spark, config, layout)
         trained = train.run(spark, config, layout, force_promote=force_promote)
         scored = score.run(spark, config, layout, score_date, batch_id=batch_id)
-        tracking.log_metrics({**trained.result.test_metrics, "rows_scored": scored.rows_scored})
-        tracking.set_tags({"registry.model": trained.model.name, "registry.version": trained.model.version})
+        runs.log_metrics({**trained.result.test_metrics, "rows_scored": scored.rows_scored})
+        runs.set_tags({"registry.model": trained.model.name, "registry.version": trained.model.version})
     return PipelineResult(prepared, trained, scored)

@@ -8,7 +8,7 @@ background thread sends, retrying with exponential backoff while the server is a
 up to `outage_limit_s`. The rank waits up to SENT_WAIT_S for its epoch to be sent, so normally the metrics are in the
 run before the checkpoint says the epoch is done; during an outage it goes on training after that. What is still
 unsent when the rank exits is not lost: every record is also in the checkpoint's history and the rank's result,
-and the driver sends what the run lacks afterwards (pipeline/stages/metric_backfill.py).
+and the driver sends what the run lacks afterwards (pipeline/tracking/metric_backfill.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pipeline.errors import TrackingError
 from pipeline.model.predictor import output_columns
 from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
-from pipeline.stages import promotion_race
+from pipeline.tracking import promotion_race
 from pipeline.worker.user_code import CodeArchive
 
 log = logging.getLogger(__name__)

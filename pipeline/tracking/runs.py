@@ -1,6 +1,6 @@
 """MLflow runs from the driver: store setup, runs, params, metrics, artifacts (the registry is registry.py).
 
-Stages do not start or end runs themselves: pipeline/stages/tracked.py does, through this module.
+Stages do not start or end runs themselves: pipeline/tracking/tracked.py does, through this module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.config.load import dump_yaml
 from pipeline.config.schema import PipelineConfig, TrackingConfig
 from pipeline.errors import TrackingError
-from pipeline.stages.tracking_server import check_server
+from pipeline.tracking.server import check_server
 
 log = logging.getLogger(__name__)
 
