@@ -1,10 +1,12 @@
-"""The one fault-injection seam, for tests: `SPARKTRAIN_FAULT` makes a process hard-exit at a named point.
+"""The one fault-injection seam, for tests: `SPARKTRAIN_FAULT` makes a process hard-exit (or wait) at a named point.
 
 Values: `train_step:<epoch>,<step>,<rank>` (that training rank exits with code 17 before the step, like a
-killed process), `score_before_swap` (the scoring job exits with code 19 after its staged write, before it
-publishes) and `score_kill_executor` (the first scoring task to run SIGKILLs its own executor JVM, with
-SPARKTRAIN_FAULT_ONCE naming the marker file every executor can see). Read only here, at the moment a point is
-reached; unset in production, it costs one lookup.
+killed process), `hold_at_checkpoint:<step>` (rank 0 stops right after writing the mid-epoch checkpoint at that
+step, once per epoch, until the test releases it through files in SPARKTRAIN_FAULT_HOLD_DIR: a fault from outside
+then strikes at a resume point the checkpoint records, whatever the load), `score_before_swap` (the scoring job
+exits with code 19 after its staged write, before it publishes) and `score_kill_executor` (the first scoring task
+to run SIGKILLs its own executor JVM, with SPARKTRAIN_FAULT_ONCE naming the marker file every executor can see).
+Read only here, at the moment a point is reached; unset in production, it costs one lookup.
 
 With `SPARKTRAIN_FAULT_ONCE=<file>` a fault fires once: the process creates the file before it exits, and no
 later process fires while the file exists (a relaunch after an automatic restart trains on, as after a real loss).
@@ -15,10 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 
 log = logging.getLogger(__name__)
 ENV = "SPARKTRAIN_FAULT"
 ONCE_ENV = "SPARKTRAIN_FAULT_ONCE"
+HOLD_DIR_ENV = "SPARKTRAIN_FAULT_HOLD_DIR"
+HOLD_LIMIT_S = 600.0  # a test that never releases does not hang the job for ever
 TRAIN_STEP_EXIT_CODE = 17
 SCORE_EXIT_CODE = 19
 
@@ -30,6 +35,25 @@ def train_step_fault() -> tuple[int, int, int] | None:
         return None
     epoch, step, rank = (int(x) for x in where.split(","))
     return epoch, step, rank
+
+
+def hold_after_checkpoint(epoch: int, step: int) -> None:
+    """Rank 0, right after its mid-epoch checkpoint at (epoch, step): when the seam asks, write `held-<epoch>` in
+    the hold folder and wait for `release-<epoch>` there. Once per epoch: a relaunch resumes after this step."""
+    point, _, where = os.environ.get(ENV, "").partition(":")
+    folder = os.environ.get(HOLD_DIR_ENV)
+    if point != "hold_at_checkpoint" or not folder or int(where) != step:
+        return
+    held = os.path.join(folder, f"held-{epoch}")
+    if os.path.exists(held):
+        return
+    with open(held, "w"):
+        pass
+    log.warning("fault injection: holding after the checkpoint at epoch %d, step %d", epoch, step)
+    release = os.path.join(folder, f"release-{epoch}")
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def exit_now(point: str, code: int) -> None:

@@ -12,6 +12,7 @@ from pipeline.evaluation import plots
 from pipeline.evaluation.baseline import constant_baseline
 from pipeline.evaluation.threshold import choose_threshold
 from pipeline.launch.launchers import check_slots
+from pipeline.launch.model_check import ModelCheck
 from pipeline.launch.planning import draft_plan
 from pipeline.launch.recovery import launch_with_restarts
 from pipeline.layout import Layout
@@ -80,53 +81,58 @@ def run(
     with tracked_stage(config, "train", resume=not fresh, parent_run_id=parent_run_id) as stage:
         if tags:
             runs.set_tags(tags)
+        plan = draft.for_run(stage.run_id)
         if stage.resumed:
             where = layout.checkpoints(stage.run_id)
             log.info("re-opening unfinished train run %s (checkpoints in %s)", stage.run_id, where)
-        else:
-            runs.log_file(layout.prepared.spec_file, "data")
-            runs.log_file(layout.prepared.report_file, "data")
-            used = datasets.raw_sources(spark, config, datasets.source_rows(layout)) + datasets.prepared(spark, layout)
-            datasets.log_inputs(used)
-        plan = draft.for_run(stage.run_id)
-        check = draft.check
-        if not stage.resumed:  # a re-opened run has them already (MLflow params cannot change)
-            runs.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
-            runs.log_params(
-                {"resolved.train.model.factory": plan.model["factory"], "model.parameters": check.parameters}
-            )
-            runs.log_metrics({"model_check_seconds": check.seconds})
-        log.info(
-            "training %s with %d %s workers, %d threads each, batch %d/worker",
-            config.train.model.type,
-            config.train.num_proc,
-            config.train.backend,
-            plan.threads_per_worker,
-            plan.batch_size,
-        )
-        logger = MlflowEpochLogger(stage.tracking_uri, stage.run_id, config.tracking.outage_limit_s)
-        callbacks = EpochCallbacks((logger, on_epoch)) if on_epoch is not None else logger
-        result, failures = launch_with_restarts(spark, plan, config.train, callbacks)
-        send_missing_epoch_metrics(stage.tracking_uri, stage.run_id, result.history, config.tracking.outage_limit_s)
-        if failures:
-            log.info(
-                "training finished after %d restart(s): %s", len(failures), "; ".join(f.summary() for f in failures)
-            )
-        runs.log_metrics(
-            {
-                f"best_{plan.monitor}": result.best_metric,
-                "best_epoch": result.best_epoch,
-                **result.test_metrics,
-            }
-        )
-        runs.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
-        where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
-        log.info("ranks ran on: %s", where)
-        runs.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
+        else:  # a re-opened run has these already (MLflow params cannot change)
+            _log_inputs_and_plan(spark, config, layout, plan, draft.check)
+        result = _launch(spark, config, plan, stage, on_epoch)
+        _log_result(plan, result)
         model, promotion = None, None
         if register:
             model, promotion = register_and_evaluate(spark, config, layout, plan, result, force_promote)
     return TrainResult(stage.run_id, result, spec, model, promotion, plan.monitor, plan.epochs)
+
+
+def _log_inputs_and_plan(spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, check: ModelCheck) -> None:
+    """A new run's record of what it trains on and with: spec, quality report, datasets, resolved settings."""
+    runs.log_file(layout.prepared.spec_file, "data")
+    runs.log_file(layout.prepared.report_file, "data")
+    used = datasets.raw_sources(spark, config, datasets.source_rows(layout)) + datasets.prepared(spark, layout)
+    datasets.log_inputs(used)
+    runs.log_params({f"resolved.train.{k}": getattr(plan, k) for k in ("batch_size", "epochs", "monitor")})
+    runs.log_params({"resolved.train.model.factory": plan.model["factory"], "model.parameters": check.parameters})
+    runs.log_metrics({"model_check_seconds": check.seconds})
+
+
+def _launch(spark, config: PipelineConfig, plan: TrainPlan, stage, on_epoch: EpochCallback | None) -> RankResult:
+    """Run the ranks (restarting after lost ones) with rank 0 logging each epoch, then send what it could not."""
+    log.info(
+        "training %s with %d %s workers, %d threads each, batch %d/worker",
+        config.train.model.type,
+        config.train.num_proc,
+        config.train.backend,
+        plan.threads_per_worker,
+        plan.batch_size,
+    )
+    logger = MlflowEpochLogger(stage.tracking_uri, stage.run_id, config.tracking.outage_limit_s)
+    callbacks = EpochCallbacks((logger, on_epoch)) if on_epoch is not None else logger
+    result, failures = launch_with_restarts(spark, plan, config.train, callbacks)
+    send_missing_epoch_metrics(stage.tracking_uri, stage.run_id, result.history, config.tracking.outage_limit_s)
+    if failures:
+        log.info("training finished after %d restart(s): %s", len(failures), "; ".join(f.summary() for f in failures))
+    return result
+
+
+def _log_result(plan: TrainPlan, result: RankResult) -> None:
+    """The best epoch, test metrics, the whole rank result and where each rank ran."""
+    best = {f"best_{plan.monitor}": result.best_metric, "best_epoch": result.best_epoch}
+    runs.log_metrics({**best, **result.test_metrics})
+    runs.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
+    where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
+    log.info("ranks ran on: %s", where)
+    runs.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
 
 
 def load_result(run_id: str) -> RankResult:

@@ -181,49 +181,17 @@ def promote(
     except MlflowException:
         champion = None
     champion_value = client.get_run(champion.run_id).data.metrics.get(metric) if champion else None
-
-    def beats(a: float, b: float) -> bool:
-        return a > b if higher_is_better else a < b
-
     beats_baseline = None
     if baseline is not None and candidate_value is not None:
-        beats_baseline = beats(candidate_value, baseline)
+        beats_baseline = _beats(candidate_value, baseline, higher_is_better)
     if beats_baseline is False:
+        _warn_no_better_than_constant(model, metric, candidate_value, baseline)
         promoted = False
         why = f"{metric} {candidate_value:.5f} does not beat the constant baseline {baseline:.5f}: not promoted"
-        log.warning(
-            "model %s v%s is no better than predicting a constant (%s %.5f vs %.5f): registered as @candidate "
-            "only. Check the features, the label and the training settings",
-            model.name,
-            model.version,
-            metric,
-            candidate_value,
-            baseline,
-        )
-    elif force:
-        promoted, why = True, "forced with --force-promote"
-    elif champion is None:
-        promoted, why = True, "no champion yet"
-    elif candidate_value is None:
-        promoted, why = False, f"candidate has no {metric}"
-    elif champion_value is None:
-        promoted, why = True, f"champion has no {metric}"
     else:
-        better = beats(candidate_value, champion_value)
-        promoted = better
-        why = f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}"
+        promoted, why = _decide(metric, candidate_value, champion, champion_value, force, higher_is_better)
     if promoted:
-        previous = str(champion.version) if champion else None
-        promotion_race.declare_intent(client, model.name, model.version, metric, candidate_value)
-        client.set_registered_model_alias(model.name, CHAMPION, model.version)
-        winner = None  # a forced promotion is a person's decision: it keeps the alias
-        if not force:
-            winner = promotion_race.settle(
-                client, model.name, CHAMPION, model.version, metric, higher_is_better, previous
-            )
-        if winner is not None:
-            promoted = False
-            why += f"; but v{winner}, promoted at the same time, is better and holds @{CHAMPION}"
+        promoted, why = _take_champion(client, model, metric, candidate_value, champion, force, higher_is_better, why)
     decision = Promotion(
         model=model.name,
         candidate_version=model.version,
@@ -238,6 +206,55 @@ def promote(
     )
     log.info("promotion of %s v%s: %s (%s)", model.name, model.version, "champion" if promoted else "kept", why)
     return decision
+
+
+def _beats(a: float, b: float, higher_is_better: bool) -> bool:
+    return a > b if higher_is_better else a < b
+
+
+def _warn_no_better_than_constant(model: RegisteredModel, metric: str, value: float, baseline: float) -> None:
+    log.warning(
+        "model %s v%s is no better than predicting a constant (%s %.5f vs %.5f): registered as @candidate "
+        "only. Check the features, the label and the training settings",
+        model.name,
+        model.version,
+        metric,
+        value,
+        baseline,
+    )
+
+
+def _decide(metric, candidate_value, champion, champion_value, force: bool, higher_is_better: bool):
+    """(promote?, why) for a candidate that beats the baseline (or has none), before any alias moves."""
+    if force:
+        return True, "forced with --force-promote"
+    if champion is None:
+        return True, "no champion yet"
+    if candidate_value is None:
+        return False, f"candidate has no {metric}"
+    if champion_value is None:
+        return True, f"champion has no {metric}"
+    better = _beats(candidate_value, champion_value, higher_is_better)
+    return (
+        better,
+        f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}",
+    )
+
+
+def _take_champion(client, model, metric, candidate_value, champion, force: bool, higher_is_better: bool, why: str):
+    """Move @champion to the candidate, then settle a race with a job promoting at the same time.
+
+    Returns (still promoted?, why): a better version promoted concurrently keeps the alias.
+    """
+    previous = str(champion.version) if champion else None
+    promotion_race.declare_intent(client, model.name, model.version, metric, candidate_value)
+    client.set_registered_model_alias(model.name, CHAMPION, model.version)
+    if force:  # a forced promotion is a person's decision: it keeps the alias
+        return True, why
+    winner = promotion_race.settle(client, model.name, CHAMPION, model.version, metric, higher_is_better, previous)
+    if winner is not None:
+        return False, why + f"; but v{winner}, promoted at the same time, is better and holds @{CHAMPION}"
+    return True, why
 
 
 def resolve(model_name: str, version: str | None = None, alias: str = CHAMPION) -> RegisteredModel:

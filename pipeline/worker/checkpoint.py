@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline import faults
+
 log = logging.getLogger("pipeline.worker.checkpoint")
 LAST = "last.pt"
 BEST = "best_model.pt"
@@ -27,6 +29,9 @@ def save_checkpoint(directory: str, state: dict) -> None:
     tmp = path / f".{LAST}.tmp-{os.getpid()}"
     torch.save(state, tmp)
     os.replace(tmp, path / LAST)
+    partial = state.get("partial")
+    if partial is not None:
+        faults.hold_after_checkpoint(partial["epoch"], partial["step"])  # the test seam; a no-op in production
 
 
 def load_checkpoint(directory: str) -> dict | None:

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.integration
 EXPERIMENT = "flights-delay"  # conf/flights.yaml
 SCORE_DATE = "2013-12-30"
 # About 640 steps (several seconds) per epoch on one core per rank; the faults strike at the first mid-epoch
-# checkpoint (step 50 of epoch 0), so the relaunch continues inside an epoch.
+# checkpoint of an epoch (step 50), so the relaunch continues inside an epoch. Rank 0 holds right after writing it
+# (the `hold_at_checkpoint` seam) until the fault has struck: the resume point does not depend on the load.
 TRAIN = ["train.nics=[lo]", "train.epochs=3", "train.batch_size=32", "train.seed=5", "train.model.hidden=[32]"]
 TRAIN += ["train.checkpoint_every_steps=50", "train.restart_wait_s=120", "tracking.model_name=flights-faults"]
 RECOVERY: dict[str, dict] = {}  # what each fault cost, logged at the end of the module
@@ -118,6 +119,41 @@ def executor_pids() -> list[int]:
     return sorted(pids)
 
 
+def _process_tree(root: int) -> set[int]:
+    """`root` and every process below it (the executor JVM, its Python workers and the Horovod ranks they start)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _wait_gone(pids: set[int], timeout_s: float = 60) -> None:
+    def gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid) for pid in pids)
+
+    _wait(f"processes {sorted(pids)} to end", gone, timeout_s, poll_s=0.05)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter ('Z' for a zombie its parent has not reaped yet), '' when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 @pytest.fixture(scope="module")
 def faults_setup(cluster_prepared, spark, tmp_path_factory):
     """The prepared features on the cluster and an uninterrupted run of the same training on them, in this process
@@ -147,12 +183,12 @@ def _layout(work: Path) -> Layout:
     return Layout.from_config(PipelineConfig(work_dir=str(work)))
 
 
-def _mid_epoch_checkpoint(path: Path, epoch: int) -> bool:
-    """A mid-epoch checkpoint of `epoch` is on disk (rank 0 replaces the file atomically)."""
+def _mid_epoch_checkpoint(path: Path, epoch: int, step: int) -> bool:
+    """The checkpoint on disk is the mid-epoch one of `epoch` at `step` (rank 0 replaces the file atomically)."""
     if not path.exists():
         return False
     partial = torch.load(path, map_location="cpu", weights_only=True).get("partial")
-    return partial is not None and partial["epoch"] == epoch
+    return partial is not None and (partial["epoch"], partial["step"]) == (epoch, step)
 
 
 @pytest.fixture(scope="module")
@@ -162,32 +198,47 @@ def faulted_run(faults_setup, tmp_path_factory):
     server killed and restarted 20 s later. The job must finish by itself."""
     setup = faults_setup
     cluster, user = setup["cluster"], setup["user"]
-    log_path = tmp_path_factory.mktemp("faulted-run") / "train.log"
+    folder = tmp_path_factory.mktemp("faulted-run")
+    log_path, holds = folder / "train.log", folder / "holds"
+    holds.mkdir()
+    env = {**setup["env"], faults.ENV: "hold_at_checkpoint:50", faults.HOLD_DIR_ENV: str(holds)}
     started = time.time()
-    job = _popen(cluster, "train.py", _sets(TRAIN), setup["env"], log_path)
+    job = _popen(cluster, "train.py", _sets(TRAIN), env, log_path)
     run = _wait("the train run starts", lambda: user.newest_train_run(after=started), job=job, log_path=log_path)
     checkpoint = Path(_layout(setup["work"]).checkpoints(run.info.run_id)) / LAST
     injected = {}
 
     def at_checkpoint(epoch: int) -> None:
-        what = f"a mid-epoch checkpoint of epoch {epoch}"
-        _wait(what, lambda: _mid_epoch_checkpoint(checkpoint, epoch), job=job, log_path=log_path, poll_s=0.05)
+        """Rank 0 holds after the checkpoint at step 50 of `epoch`: the fault strikes there, whatever the load."""
+        what = f"rank 0 holding at the mid-epoch checkpoint of epoch {epoch}"
+        _wait(what, lambda: (holds / f"held-{epoch}").exists(), job=job, log_path=log_path, poll_s=0.05)
+        assert _mid_epoch_checkpoint(checkpoint, epoch, step=50)
         injected[epoch] = time.time()
+
+    def release(epoch: int) -> None:
+        (holds / f"release-{epoch}").touch()
 
     at_checkpoint(0)
     victim = executor_pids()[:1]
     assert victim, "no executor JVM found to kill"
+    doomed = _process_tree(victim[0])  # a rank outlives its JVM for a moment: release once the whole tree is gone
     os.kill(victim[0], signal.SIGKILL)
+    _wait_gone(doomed)
+    release(0)
 
     at_checkpoint(1)
     worker = cluster["services"]["worker1"]
+    doomed = _process_tree(worker.process.pid)
     worker.kill()  # the daemon and its executor JVM: a node that went down
+    _wait_gone(doomed)
+    release(1)
     time.sleep(5)
     worker.start()  # back, and registered with the master again
 
     at_checkpoint(2)
     server = cluster["services"]["mlflow"]
     server.kill()
+    release(2)  # training goes on while the server is away
     time.sleep(20)
     server.start()
 
@@ -231,7 +282,7 @@ def test_executor_sigkill_mid_epoch_recovers_exactly(faults_setup, faulted_run):
 def test_worker_daemon_killed_and_restarted_recovers_exactly(faults_setup, faulted_run):
     run, output = faulted_run["run"], faulted_run["output"]
     assert "non-zero status" in run.data.tags["train.restart.2"]
-    assert "epoch 1 of 3 already done" in output  # the second relaunch resumed inside epoch 1 or right after it
+    assert "epoch 1 of 3 already done, and 50 steps of the next" in output.replace("resuming from checkpoint: ", "")
     assert [m.step for m in faulted_run["restarts"]] == [1, 2]
     wait_for_workers(faults_setup["cluster"], 2)  # the restarted Worker is part of the cluster again
     RECOVERY["Worker daemon killed, restarted 5 s later, in epoch 1"] = _recovery_numbers(

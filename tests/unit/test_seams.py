@@ -24,3 +24,21 @@ def test_scoped_env_restores_set_and_unset_variables(monkeypatch):
         assert os.environ["SPARKTRAIN_TEST_KEPT"] == os.environ["SPARKTRAIN_TEST_NEW"] == "inside"
     assert os.environ["SPARKTRAIN_TEST_KEPT"] == "before"
     assert "SPARKTRAIN_TEST_NEW" not in os.environ
+
+
+def test_hold_at_checkpoint_waits_for_its_release_once_per_epoch(monkeypatch, tmp_path):
+    import threading
+
+    monkeypatch.setenv(faults.ENV, "hold_at_checkpoint:50")
+    monkeypatch.setenv(faults.HOLD_DIR_ENV, str(tmp_path))
+    faults.hold_after_checkpoint(0, 100)  # another step: no hold, returns at once
+    assert not (tmp_path / "held-0").exists()
+    holder = threading.Thread(target=faults.hold_after_checkpoint, args=(0, 50))
+    holder.start()
+    holder.join(timeout=2)
+    assert holder.is_alive() and (tmp_path / "held-0").exists()  # held until released
+    (tmp_path / "release-0").touch()
+    holder.join(timeout=10)
+    assert not holder.is_alive()
+    (tmp_path / "release-0").unlink()
+    faults.hold_after_checkpoint(0, 50)  # the same epoch again (a relaunch): no second hold
