@@ -71,7 +71,7 @@ def test_readme_benchmark_table_matches_the_committed_results():
 def test_quickstart_commands_exist():
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("demo", "test", "run"):
+    for target in ("demo", "test", "test-all", "run"):
         assert f"make {target}" in quickstart
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), target
 
