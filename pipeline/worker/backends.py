@@ -84,14 +84,8 @@ class HorovodBackend:
         optimizer.synchronize()  # gradients are averaged now, so clipping sees the global gradient
         if scaler is not None:
             scaler.unscale_(optimizer)
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        with optimizer.skip_synchronize():
-            if scaler is None:
-                optimizer.step()
-            else:
-                scaler.step(optimizer)
-                scaler.update()
+        # skip_synchronize: the gradients were averaged above, so step must not synchronize them again.
+        _clip_and_step(optimizer, model, grad_clip, scaler, optimizer.skip_synchronize())
 
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         return self.hvd.allreduce(tensor, op=self.hvd.Sum, name=name)
@@ -151,13 +145,7 @@ class DDPBackend:
     def step(self, optimizer, model, grad_clip: float | None, scaler=None) -> None:
         if scaler is not None and grad_clip is not None:
             scaler.unscale_(optimizer)
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is None:
-            optimizer.step()
-        else:
-            scaler.step(optimizer)
-            scaler.update()
+        _clip_and_step(optimizer, model, grad_clip, scaler, contextlib.nullcontext())
 
     def allreduce_sum(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
         moved = tensor.to(self.device)
@@ -181,3 +169,18 @@ class DDPBackend:
 def unwrap(model):
     """The plain nn.Module inside a DDP wrapper (state_dict keys without 'module.')."""
     return getattr(model, "module", model)
+
+
+def _clip_and_step(
+    optimizer, model, grad_clip: float | None, scaler, stepping: contextlib.AbstractContextManager
+) -> None:
+    """The end of both backends' `step`, written once: clip the (already unscaled) gradients, then step, through
+    fp16's GradScaler when there is one. `stepping` wraps only the step, as Horovod's skip_synchronize must."""
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    with stepping:
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()

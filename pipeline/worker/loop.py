@@ -2,64 +2,41 @@
 
 Runs inside Horovod or TorchDistributor rank processes. It receives a TrainPlan of plain values (resolved on the
 driver) and never touches Spark. Resume is exact: each epoch's data order and dropout RNG are seeded from
-(seed, epoch, rank), and the checkpoint holds weights, optimizer state, counters and history.
+(seed, epoch, rank), and the checkpoint holds weights, optimizer state, counters and history. Set-up and resume
+live in pipeline/worker/rank_setup.py, one epoch's optimisation steps in pipeline/worker/epoch_steps.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
+from dataclasses import dataclass, field
 
 import torch
 
-from pipeline import faults
-from pipeline.model.factory import build_network, resolve
-from pipeline.model.inputs import ModelInputs, model_inputs
-from pipeline.model.losses import label_dtype, loss_fn
+from pipeline.model.inputs import ModelInputs
 from pipeline.model.spec import LabelSpec
-from pipeline.worker.augment import Augmenter
 from pipeline.worker.backends import RankBackend, unwrap
-from pipeline.worker.checkpoint import (
-    checkpoint_state,
-    load_checkpoint,
-    rank_random_state,
-    restore_random_state,
-    resume_point,
-    save_best_weights,
-    save_checkpoint,
-)
-from pipeline.worker.device import rank_device, to_device
+from pipeline.worker.checkpoint import checkpoint_state, save_best_weights, save_checkpoint
+from pipeline.worker.device import to_device
 from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.metrics import MetricSums, higher_is_better
-from pipeline.worker.placement import worker_placement
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
-from pipeline.worker.precision import Precision
+from pipeline.worker.rank_setup import RankSetup, set_up_rank
 
 log = logging.getLogger("pipeline.worker.loop")
 
 
-def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) -> ShardedParquetLoader:
-    return ShardedParquetLoader(
-        plan.layout.prepared.features(split),
-        list(model_inputs(plan.spec).tensors.values()),
-        "label",
-        plan.batch_size,
-        backend.rank,
-        backend.size,
-        shuffle=shuffle,
-        seed=plan.seed,
-        buffer_rows=plan.shuffle_buffer_rows,
-        label_dtype=label_dtype(plan.task),
-        max_steps=plan.max_steps_per_epoch,
-    )
+@dataclass
+class _Progress:
+    """What the epochs change, carried from one phase of `train` to the next (set-up's results stay in RankSetup)."""
 
-
-def _training_loss(plan: TrainPlan):
-    """train.loss (a user's `f(logits, target) -> scalar`) or the task's own loss."""
-    if plan.loss is None:
-        return lambda logits, y: loss_fn(plan.task, logits, y)
-    return resolve(plan.loss)
+    history: list[dict]
+    best: dict
+    stopped_early: bool
+    resumed_from_step: int  # the loaded point.skip_steps (the first epoch's steps zero point.skip_steps)
+    epoch_seconds: list[float] = field(default_factory=list)
+    stopped_by_callback: bool = False
 
 
 def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None = None) -> RankResult:
@@ -68,150 +45,108 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
     Returns:
         on every rank, rank 0's result (history, best epoch/metric, test metrics, best weights, placement).
     """
-    torch.set_num_threads(plan.threads_per_worker)
-    device = rank_device(backend.local_rank)
-    rank0 = backend.rank == 0
-    workers = backend.allgather_object(worker_placement(backend.rank))
-    train_data = _loader(plan, "train", backend, shuffle=True)
-    usable_steps = train_data.steps_per_epoch - train_data.steps_per_epoch % plan.backward_passes_per_step
-    if usable_steps == 0:
-        raise ValueError(
-            f"train split has too few rows for {backend.size} workers x batch_size={plan.batch_size} "
-            f"(smallest shard: {min(train_data.shard_rows)} rows). Fix: lower train.batch_size or train.num_proc"
-        )
-    val_data = _loader(plan, "val", backend, shuffle=False)
-    test_data = _loader(plan, "test", backend, shuffle=False)
-
-    torch.manual_seed(plan.seed)  # same initial weights everywhere; rank 0's are broadcast anyway
-    spec = plan.spec
-    inputs = model_inputs(spec)
-    model = build_network(plan.model, inputs).to(device)
-    augment = Augmenter(inputs, plan.augment["flip"], plan.augment["crop_padding"], plan.seed, device)
-    precision = Precision(plan.precision, device, log_it=rank0)
-    training_loss = _training_loss(plan)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
-
-    state = load_checkpoint(plan.checkpoint_dir)
-    point = resume_point(state, backend.rank, backend.size)
-    history, best, resumed_from_step = point.history, point.best, point.skip_steps
-    if state is not None:
-        model.load_state_dict(state["model"])
-        if rank0:
-            where = f", and {point.skip_steps} steps of the next" if point.skip_steps else ""
-            log.info("resuming from checkpoint: epoch %d of %d already done%s", point.start_epoch, plan.epochs, where)
-    model, optimizer = backend.wrap(model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step)
-    if state is not None:
-        # After wrapping: hvd.DistributedOptimizer re-creates the optimizer from its param_groups only,
-        # so Adam moments loaded earlier would be silently dropped.
-        optimizer.load_state_dict(state["optimizer"])
-    backend.broadcast_state(unwrap(model), optimizer)
-
-    target_lr = plan.lr * (backend.size if plan.scale_lr_by_workers else 1)
-    warmup_steps = plan.warmup_epochs * usable_steps
-    stopped_early = best["bad_epochs"] >= plan.patience
-    epoch_seconds: list[float] = []
-    fault = faults.train_step_fault()  # the test seam; None in production
-    stopped_by_callback = False
+    ready = set_up_rank(plan, backend)
+    point = ready.point
+    progress = _Progress(
+        history=point.history,
+        best=point.best,
+        stopped_early=point.best["bad_epochs"] >= plan.patience,
+        resumed_from_step=point.skip_steps,
+    )
     for epoch in range(point.start_epoch, plan.epochs):
-        if stopped_early:
+        if progress.stopped_early:
             break
-        started = time.perf_counter()
-        torch.manual_seed(plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
-        model.train()
-        augment.start_epoch(epoch, backend.rank)
-        sums = MetricSums(plan.task, plan.spec.label)
-        skip, point.skip_steps = point.skip_steps, 0  # steps of this epoch a mid-epoch checkpoint already holds
-        if skip and point.rank_state is not None:
-            restore_random_state(point.rank_state, device, augment.generator)
-            sums.restore(point.rank_state["sums"])
-        for step, (batch, y) in enumerate(train_data.train_epoch(epoch)):
-            if step >= usable_steps:
-                break
-            if step < skip:
-                continue  # the same batches in the same order as before the failure; they are already trained on
-            if fault == (epoch, step, backend.rank):
-                faults.exit_now(f"train step {fault}", faults.TRAIN_STEP_EXIT_CODE)
-            global_step = epoch * usable_steps + step
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(global_step, warmup_steps, plan.lr, target_lr)
-            batch, y = augment(to_device(batch, device, inputs)), y.to(device, non_blocking=True)
-            last_micro = (step + 1) % plan.backward_passes_per_step == 0
-            with contextlib.nullcontext() if last_micro else backend.no_sync(model):
-                with precision.autocast():
-                    logits = model(batch)
-                    loss = training_loss(logits, y)
-                precision.backward(loss / plan.backward_passes_per_step)
-            sums.update(logits.detach().float(), y)  # autocast may give bf16/fp16 logits
-            if last_micro:
-                backend.step(optimizer, model, plan.grad_clip, precision.scaler)
-                optimizer.zero_grad()  # Horovod's wrapper takes no set_to_none
-                every = plan.checkpoint_every_steps
-                if every and (step + 1) % every == 0 and step + 1 < usable_steps:
-                    ranks = backend.allgather_object(rank_random_state(device, augment.generator, sums.as_tensor()))
-                    if rank0:
-                        state = checkpoint_state(
-                            unwrap(model).state_dict(), optimizer.state_dict(), epoch - 1, best, history
-                        )
-                        partial = {"epoch": epoch, "step": step + 1, "ranks": ranks}
-                        save_checkpoint(plan.checkpoint_dir, {**state, "partial": partial})
-        train_seconds = time.perf_counter() - started
-        train_metrics = MetricSums.finalize(
-            plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train"
-        )
-        _sync_buffers(model, backend)
-        val_metrics = _evaluate(model, val_data, inputs, plan.spec.label, backend, device, f"val{epoch}", "val")
-        seconds = time.perf_counter() - started
-        epoch_seconds.append(seconds)
-        samples = usable_steps * plan.batch_size * backend.size
-        record = {
-            "epoch": epoch,
-            **train_metrics,
-            **val_metrics,
-            "samples_per_s": samples / seconds,
-            "train_samples_per_s": samples / train_seconds,  # optimisation steps only, without validation
-            "epoch_seconds": seconds,
-        }
-        history.append(record)
+        if _run_epoch(ready, progress, epoch, on_epoch):
+            break
+    return _finish(ready, progress)
 
-        value = val_metrics[plan.monitor]
-        improved = best["metric"] is None or (
-            value > best["metric"] if higher_is_better(plan.monitor) else value < best["metric"]
+
+def _run_epoch(ready: RankSetup, progress: _Progress, epoch: int, on_epoch: EpochCallback | None) -> bool:
+    """One epoch: its training steps, the allreduced train metrics, validation, then early-stop bookkeeping and
+    the checkpoint. Returns whether an epoch callback asked every rank to stop."""
+    plan, backend, steps = ready.plan, ready.backend, ready.steps
+    started = time.perf_counter()
+    sums = steps.run(epoch, ready.point, progress.best, progress.history)
+    train_seconds = time.perf_counter() - started
+    train_metrics = MetricSums.finalize(plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train")
+    _sync_buffers(steps.model, backend)
+    val_metrics = _evaluate(
+        steps.model, ready.val_data, steps.inputs, plan.spec.label, backend, steps.device, f"val{epoch}", "val"
+    )
+    seconds = time.perf_counter() - started
+    progress.epoch_seconds.append(seconds)
+    samples = steps.usable_steps * plan.batch_size * backend.size
+    record = {
+        "epoch": epoch,
+        **train_metrics,
+        **val_metrics,
+        "samples_per_s": samples / seconds,
+        "train_samples_per_s": samples / train_seconds,  # optimisation steps only, without validation
+        "epoch_seconds": seconds,
+    }
+    progress.history.append(record)
+    _track_best(ready, progress, val_metrics[plan.monitor], epoch)
+    return _report_and_checkpoint(ready, progress, record, epoch, on_epoch)
+
+
+def _track_best(ready: RankSetup, progress: _Progress, value: float, epoch: int) -> None:
+    """Keep the best epoch's weights (on CPU) or count one more epoch without improvement; decides early stop."""
+    best = progress.best
+    improved = best["metric"] is None or (
+        value > best["metric"] if higher_is_better(ready.plan.monitor) else value < best["metric"]
+    )
+    if improved:
+        progress.best = {
+            "metric": value,
+            "epoch": epoch,
+            "bad_epochs": 0,
+            "weights": {k: v.detach().cpu().clone() for k, v in unwrap(ready.steps.model).state_dict().items()},
+        }
+    else:
+        best["bad_epochs"] += 1
+    progress.stopped_early = progress.best["bad_epochs"] >= ready.plan.patience
+
+
+def _report_and_checkpoint(
+    ready: RankSetup, progress: _Progress, record: dict, epoch: int, on_epoch: EpochCallback | None
+) -> bool:
+    """Rank 0 calls the epoch callback, checkpoints and logs progress; then all ranks learn whether the callback
+    asked to stop. Returns that answer (True: stop after this epoch)."""
+    plan, backend, steps = ready.plan, ready.backend, ready.steps
+    asked_to_stop = False
+    if backend.rank == 0:
+        # Callbacks (MLflow metrics, a trial's pruner) before the checkpoint: a process killed in between
+        # repeats this epoch on resume rather than leaving it without metrics. The progress line comes
+        # last, so it means "done and saved".
+        if on_epoch is not None:
+            asked_to_stop = bool(on_epoch(record, epoch))
+        model_state, optimizer_state = unwrap(steps.model).state_dict(), steps.optimizer.state_dict()
+        save_checkpoint(
+            plan.checkpoint_dir,
+            checkpoint_state(model_state, optimizer_state, epoch, progress.best, progress.history),
         )
-        if improved:
-            best = {
-                "metric": value,
-                "epoch": epoch,
-                "bad_epochs": 0,
-                "weights": {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()},
-            }
-        else:
-            best["bad_epochs"] += 1
-        stopped_early = best["bad_epochs"] >= plan.patience
-        asked_to_stop = False
-        if rank0:
-            # Callbacks (MLflow metrics, a trial's pruner) before the checkpoint: a process killed in between
-            # repeats this epoch on resume rather than leaving it without metrics. The progress line comes
-            # last, so it means "done and saved".
-            if on_epoch is not None:
-                asked_to_stop = bool(on_epoch(record, epoch))
-            save_checkpoint(
-                plan.checkpoint_dir,
-                checkpoint_state(unwrap(model).state_dict(), optimizer.state_dict(), epoch, best, history),
-            )
-            _log_epoch(plan, record, epoch, epoch_seconds)
-        # Every rank got the same callback, so all of them take part in this broadcast, or none does.
-        if on_epoch is not None and backend.broadcast_object(asked_to_stop):
-            stopped_by_callback = True
-            if rank0:
-                log.info("stopping after epoch %d: an epoch callback asked to (a pruned trial)", epoch + 1)
-            break
+        _log_epoch(plan, record, epoch, progress.epoch_seconds)
+    # Every rank got the same callback, so all of them take part in this broadcast, or none does.
+    if on_epoch is not None and backend.broadcast_object(asked_to_stop):
+        progress.stopped_by_callback = True
+        if backend.rank == 0:
+            log.info("stopping after epoch %d: an epoch callback asked to (a pruned trial)", epoch + 1)
+        return True
+    return False
+
+
+def _finish(ready: RankSetup, progress: _Progress) -> RankResult:
+    """After the last epoch: the best weights on every rank, the test split, and rank 0's result for all ranks."""
+    plan, backend, steps, best = ready.plan, ready.backend, ready.steps, progress.best
     # Best weights everywhere (identical across ranks, since every rank applied the same averaged updates).
     if best["weights"] is not None:
-        unwrap(model).load_state_dict(best["weights"])
-    test_metrics = _evaluate(model, test_data, inputs, plan.spec.label, backend, device, "test", "test")
+        unwrap(steps.model).load_state_dict(best["weights"])
+    test_metrics = _evaluate(
+        steps.model, ready.test_data, steps.inputs, plan.spec.label, backend, steps.device, "test", "test"
+    )
     result = None
-    if rank0:
-        best_path = save_best_weights(plan.checkpoint_dir, unwrap(model).state_dict())
+    if backend.rank == 0:
+        best_path = save_best_weights(plan.checkpoint_dir, unwrap(steps.model).state_dict())
         log.info(
             "done: best epoch %d %s=%.4f; test %s",
             best["epoch"] + 1,
@@ -220,19 +155,19 @@ def train(plan: TrainPlan, backend: RankBackend, on_epoch: EpochCallback | None 
             " ".join(f"{k}={v:.4f}" for k, v in test_metrics.items()),
         )
         result = RankResult(
-            history=history,
+            history=progress.history,
             best_epoch=best["epoch"],
             best_metric=best["metric"],
             test_metrics=test_metrics,
-            resumed_from_epoch=point.start_epoch if point.resumed else None,
-            epochs_run=len(history),
-            stopped_early=stopped_early,
+            resumed_from_epoch=ready.point.start_epoch if ready.point.resumed else None,
+            epochs_run=len(progress.history),
+            stopped_early=progress.stopped_early,
             best_model_path=best_path,
             world_size=backend.size,
-            steps_per_epoch=usable_steps,
-            workers=workers,
-            stopped_by_callback=stopped_by_callback,
-            resumed_from_step=resumed_from_step,
+            steps_per_epoch=steps.usable_steps,
+            workers=ready.workers,
+            stopped_by_callback=progress.stopped_by_callback,
+            resumed_from_step=progress.resumed_from_step,
         )
     # Every rank returns rank 0's result: in local mode TorchDistributor keeps the output of whichever process
     # finishes last, which was sometimes rank 1's.
@@ -246,13 +181,6 @@ def _sync_buffers(model, backend: RankBackend) -> None:
     an uninterrupted one. Afterwards every rank holds exactly the model rank 0 checkpoints and registers."""
     if any(True for _ in unwrap(model).buffers()):  # same architecture on every rank: all call it, or none
         backend.broadcast_buffers(unwrap(model))
-
-
-def _lr_at(step: float, warmup_steps: float, base_lr: float, target_lr: float) -> float:
-    """Linear warmup from the single-worker lr to the worker-scaled lr (Goyal et al., 2017)."""
-    if warmup_steps <= 0 or step >= warmup_steps:
-        return target_lr
-    return base_lr + (target_lr - base_lr) * step / warmup_steps
 
 
 def _evaluate(
