@@ -30,9 +30,28 @@ def tag_invalid(
         array_lengths: array feature column -> its length; another length, a null array or a null / NaN /
             infinite value in it is a reason (features.arrays, or the spec's at scoring time).
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    _require_rule_columns(df, rules, label, with_label)
+    # The order of the checks is the order of the reasons in `_reason`: quarantined files stay comparable.
+    problems = _value_problems(df, rules)
+    problems += _rule_problems(df, rules, with_label)
+    if with_label and label is not None:
+        problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))
+    _require_columns(df, list(array_lengths or {}), "features.arrays")
+    for column, length in (array_lengths or {}).items():
+        problems += _array_problems(column, length)
+
+    reason = F.concat_ws("; ", *problems)
+    tagged = df.withColumn(REASON, F.when(reason != "", reason))
+    if rules.dedup_on:
+        tagged = _tag_duplicates(tagged, df.columns, rules.dedup_on)
+    record = F.when(F.col(REASON).isNotNull(), F.to_json(F.struct(*[F.col(c) for c in df.columns])))
+    return tagged.withColumn(RECORD, record)  # only quarantined rows carry their original values
+
+
+def _require_rule_columns(df, rules: CleaningConfig, label: LabelConfig | None, with_label: bool) -> None:
+    """On the driver, before any Spark work: every column a cleaning setting names must exist in the raw table."""
     _require_columns(df, rules.required, "cleaning.required")
     _require_columns(df, rules.quarantine_nulls, "cleaning.quarantine_nulls")
     _require_columns(df, list(rules.ranges), "cleaning.ranges")
@@ -40,6 +59,14 @@ def tag_invalid(
     _require_columns(df, rules.dedup_on, "cleaning.dedup_on")
     if with_label and label is not None:
         _require_columns(df, [label.column], "features.label.column")
+
+
+def _value_problems(df, rules: CleaningConfig) -> list:
+    """Reasons from the declarative settings (nulls, NaN / infinite floats, ranges, allowed values).
+
+    Built on the driver as column expressions; the executors evaluate them row by row.
+    """
+    from pyspark.sql import functions as F
 
     problems = []
     for column in dict.fromkeys(rules.required + rules.quarantine_nulls):
@@ -64,34 +91,42 @@ def tag_invalid(
                 F.lit(f"{column} not in cleaning.allowed"),
             )
         )
+    return problems
+
+
+def _rule_problems(df, rules: CleaningConfig, with_label: bool) -> list:
+    """Reasons from the user's SQL conditions (cleaning.rules, plus label_rules when there is a label).
+
+    Each condition is analysed on the driver against `df`, so a bad rule fails before any job starts.
+    """
+    from pyspark.sql import functions as F
+
     active_rules = [(f"cleaning.rules[{i}]", rule) for i, rule in enumerate(rules.rules)]
     if with_label:
         active_rules += [(f"cleaning.label_rules[{i}]", rule) for i, rule in enumerate(rules.label_rules)]
+    problems = []
     for setting, rule in active_rules:
         try:
             condition = analyse_rule(df, rule.when)
         except DataError as exc:  # name which rule: several can share a column or a mistake
             raise DataError(f"{setting}.when: {exc}") from exc
         problems.append(F.when(F.coalesce(condition, F.lit(False)), F.lit(rule.reason)))
-    if with_label and label is not None:
-        problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))
-    _require_columns(df, list(array_lengths or {}), "features.arrays")
-    for column, length in (array_lengths or {}).items():
-        problems += _array_problems(column, length)
+    return problems
 
-    reason = F.concat_ws("; ", *problems)
-    tagged = df.withColumn(REASON, F.when(reason != "", reason))
-    if rules.dedup_on:
-        # Keep one row per key, chosen by a hash of the whole row, so reruns keep the same one.
-        order = F.xxhash64(*[F.col(c) for c in df.columns])
-        window = Window.partitionBy(*rules.dedup_on).orderBy(order, *[F.col(c) for c in rules.dedup_on])
-        rank = F.row_number().over(window)
-        duplicate = F.when(rank > 1, F.lit(f"duplicate key {rules.dedup_on}"))
-        tagged = tagged.withColumn(
-            REASON, F.when(duplicate.isNull(), F.col(REASON)).otherwise(F.concat_ws("; ", F.col(REASON), duplicate))
-        )
-    record = F.when(F.col(REASON).isNotNull(), F.to_json(F.struct(*[F.col(c) for c in df.columns])))
-    return tagged.withColumn(RECORD, record)  # only quarantined rows carry their original values
+
+def _tag_duplicates(tagged, columns: list[str], dedup_on: list[str]):
+    """Append a duplicate-key reason to every row but one per cleaning.dedup_on key (a shuffle on the executors)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    # Keep one row per key, chosen by a hash of the whole row, so reruns keep the same one.
+    order = F.xxhash64(*[F.col(c) for c in columns])
+    window = Window.partitionBy(*dedup_on).orderBy(order, *[F.col(c) for c in dedup_on])
+    rank = F.row_number().over(window)
+    duplicate = F.when(rank > 1, F.lit(f"duplicate key {dedup_on}"))
+    return tagged.withColumn(
+        REASON, F.when(duplicate.isNull(), F.col(REASON)).otherwise(F.concat_ws("; ", F.col(REASON), duplicate))
+    )
 
 
 def _array_problems(column: str, length: int) -> list:

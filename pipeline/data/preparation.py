@@ -2,7 +2,8 @@
 
 Runs on the driver and the executors; pipeline/stages/prepare.py wraps it in an MLflow run. Every source is read
 once and persisted; all later steps read the cached rows. Outputs are written to a staging folder and swapped in
-whole, so a rerun replaces them exactly and readers never see half a run.
+whole, so a rerun replaces them exactly and readers never see half a run. Row accounting and the quality report
+are pipeline/data/quality.py.
 """
 
 from __future__ import annotations
@@ -12,15 +13,25 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.data.features import fit_spec, transform
+from pipeline.data.quality import (
+    QualityReport,
+    RowCounts,
+    input_passes,
+    quality_report,
+    reason_counts,
+    reconcile,
+    source_counts,
+    table_counts,
+)
 from pipeline.data.session import file_bytes_read
-from pipeline.data.sources import REASON, load_sources, primary_source, raw_table
+from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.split import ROW_HASH, SPLIT, assign_split
 from pipeline.data.storage import Storage
 from pipeline.errors import ConfigError, DataError
@@ -28,38 +39,6 @@ from pipeline.layout import SPLITS, Layout, PreparedPaths
 from pipeline.model.spec import FeatureSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RowCounts:
-    """Every primary input row ends in clean/ or quarantine/ exactly once (`reconciled`)."""
-
-    input_rows: int
-    clean_rows: int
-    quarantined_rows: int
-    quarantined_at_read: int
-    quarantined_at_clean: int
-    sources: dict[str, dict[str, int]]  # per source: read, valid, quarantined
-    uses_query: bool
-    reconciled: bool
-
-
-@dataclass(frozen=True)
-class QualityReport:
-    """Written as quality_report.json next to the features and logged with the prepare run."""
-
-    counts: RowCounts
-    split_rows: dict[str, int]
-    quarantine_reasons: list[dict]
-    null_rate: dict[str, float]
-    train_label_mean: float | None
-    feature_columns: dict[str, list[str]]
-    raw_input_passes: float | None  # bytes read from files / raw input size (local masters only)
-    phase_seconds: dict[str, float]
-    seconds: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
 
 
 @dataclass(frozen=True)
@@ -75,42 +54,18 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     Raises:
         DataError: unreadable/empty sources, bad SQL, counts that do not reconcile, empty train split.
     """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    if config.features.label is None:
-        raise ConfigError(
-            "features.label is not set, so there is nothing to train on. "
-            "Fix: set features.label.column (and task) in your dataset config"
-        )
+    _require_label(config)
     started = time.perf_counter()
     phases: dict[str, float] = {}
     storage = Storage(spark)
     final = layout.prepared
-    storage.check_writable(layout.work_dir, "work_dir")
-    for stale in storage.glob_dirs(layout.stale_prepared_glob):
-        storage.delete(stale)  # left by a killed run; it was never visible as output
-    staging = layout.prepared_staging(uuid.uuid4().hex[:8])
+    staging = _fresh_staging(storage, layout)
     bytes_before = file_bytes_read(spark)
 
     with _phase(phases, "read_and_clean"):
-        loaded = load_sources(spark, config.data, config.cleaning.max_string_length)
-        primary = primary_source(loaded)
-        table = raw_table(spark, config.data, loaded)
-        arrays = {a.name: a.length for a in config.features.arrays}
-        tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True, array_lengths=arrays)
-        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
-        clean, rejected = split_clean(tagged, stage="clean", source="table")
-        locations = ("path",) if any(s.format == "image" for s in config.data.sources) else ()
-        clean = assign_split(clean, config.split, locations).persist(StorageLevel.MEMORY_AND_DISK)
-        read_counts = _read_counts(loaded)
-        table_counts = {
-            ("clean" if r["ok"] else "quarantined"): r["count"]
-            for r in tagged.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()
-        }
-        counts = _reconcile(primary.name, read_counts, table_counts, config.data.query is not None)
+        read = _read_and_clean(spark, config)
     with _phase(phases, "fit"):
-        spec, stats = fit_spec(clean, config.features, config.data.key_columns)
+        spec, stats = fit_spec(read.clean, config.features, config.data.key_columns)
     log.info(
         "fitted feature spec: %d numeric, %d categorical columns, %d image(s), %d text(s)",
         len(spec.numeric_columns),
@@ -120,55 +75,91 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     )
 
     try:
-        quarantine = rejected
-        for item in loaded:
-            quarantine = quarantine.unionByName(item.bad)
+        quarantine = read.quarantine()
         with _phase(phases, "write"):
-            _write_outputs(storage, config, staging, clean, quarantine, spec)
+            _write_outputs(storage, config, staging, read.clean, quarantine, spec)
         with _phase(phases, "report"):
-            reasons = _reason_counts(quarantine)
+            reasons = reason_counts(quarantine)
         input_bytes = sum(f.size for s in config.data.sources for f in storage.glob_files(s.path))
-        report = QualityReport(
-            counts=counts,
-            split_rows=stats["split_rows"],
-            quarantine_reasons=reasons,
-            null_rate=stats["null_rate"],
-            train_label_mean=stats["train_label_mean"],
-            feature_columns={
-                "numeric": spec.numeric_columns,
-                "categorical": spec.categorical_columns,
-                "images": [i.column for i in spec.images],
-                "texts": [t.column for t in spec.texts],
-                "arrays": [a.column for a in spec.arrays],
-            },
-            raw_input_passes=_passes(file_bytes_read(spark), bytes_before, input_bytes),
-            phase_seconds={k: round(v, 2) for k, v in phases.items()},
-            seconds=round(time.perf_counter() - started, 2),
-        )
+        passes = input_passes(file_bytes_read(spark), bytes_before, input_bytes)
+        report = quality_report(read.counts, spec, stats, reasons, passes, phases, started)
         storage.write_text(staging.spec_file, spec.to_json())
         storage.write_text(staging.report_file, report.to_json())
         storage.replace_dir(staging.root, final.root)
     finally:
         storage.delete(staging.root)
-        for item in loaded:
-            item.tagged.unpersist()
-        tagged.unpersist()
-        clean.unpersist()
+        read.unpersist()
     log.info(
         "prepare done in %.1fs: %d input rows -> %d clean + %d quarantined; written to %s",
         report.seconds,
-        counts.input_rows,
-        counts.clean_rows,
-        counts.quarantined_rows,
+        read.counts.input_rows,
+        read.counts.clean_rows,
+        read.counts.quarantined_rows,
         final.root,
     )
     return PrepareResult(final.root, spec, report)
 
 
-def _passes(after: int | None, before: int | None, input_bytes: int) -> float | None:
-    if after is None or before is None:
-        return None  # executors in other JVMs: their file counters are not visible here
-    return round((after - before) / max(input_bytes, 1), 2)
+def _require_label(config: PipelineConfig) -> None:
+    """Driver, before any Spark work: preparing without a label would fit a spec nothing can train on."""
+    if config.features.label is None:
+        raise ConfigError(
+            "features.label is not set, so there is nothing to train on. "
+            "Fix: set features.label.column (and task) in your dataset config"
+        )
+
+
+def _fresh_staging(storage: Storage, layout: Layout) -> PreparedPaths:
+    """Driver: check work_dir is writable, clear staging folders of killed runs, and name this run's staging folder."""
+    storage.check_writable(layout.work_dir, "work_dir")
+    for stale in storage.glob_dirs(layout.stale_prepared_glob):
+        storage.delete(stale)  # left by a killed run; it was never visible as output
+    return layout.prepared_staging(uuid.uuid4().hex[:8])
+
+
+@dataclass(frozen=True)
+class _ReadAndCleaned:
+    """What the read_and_clean phase hands to fit and write: persisted frames (driver-side handles) and counts."""
+
+    loaded: list[LoadedSource]
+    tagged: object  # pyspark DataFrame: the raw table with _reason / _record, persisted
+    clean: object  # pyspark DataFrame: clean rows with their split, persisted
+    rejected: object  # pyspark DataFrame: rows cleaning quarantined, in the quarantine layout
+    counts: RowCounts
+
+    def quarantine(self):
+        """Every quarantined row as one frame (cleaning's, then each source's unreadable rows): written and counted."""
+        quarantine = self.rejected
+        for item in self.loaded:
+            quarantine = quarantine.unionByName(item.bad)
+        return quarantine
+
+    def unpersist(self) -> None:
+        """Release the cached rows on the executors once the outputs are written (or the run failed)."""
+        for item in self.loaded:
+            item.tagged.unpersist()
+        self.tagged.unpersist()
+        self.clean.unpersist()
+
+
+def _read_and_clean(spark, config: PipelineConfig) -> _ReadAndCleaned:
+    """The read_and_clean phase: read each source once, run the SQL step, tag, split and count rows.
+
+    Planned on the driver; the executors read and cache the rows (the counts here are the first jobs).
+    """
+    from pyspark import StorageLevel
+
+    loaded = load_sources(spark, config.data, config.cleaning.max_string_length)
+    primary = primary_source(loaded)
+    table = raw_table(spark, config.data, loaded)
+    arrays = {a.name: a.length for a in config.features.arrays}
+    tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True, array_lengths=arrays)
+    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    clean, rejected = split_clean(tagged, stage="clean", source="table")
+    locations = ("path",) if any(s.format == "image" for s in config.data.sources) else ()
+    clean = assign_split(clean, config.split, locations).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = reconcile(primary.name, source_counts(loaded), table_counts(tagged), config.data.query is not None)
+    return _ReadAndCleaned(loaded, tagged, clean, rejected, counts)
 
 
 @contextlib.contextmanager
@@ -176,51 +167,6 @@ def _phase(phases: dict[str, float], name: str):
     started = time.perf_counter()
     yield
     phases[name] = time.perf_counter() - started
-
-
-def _read_counts(loaded) -> dict[str, dict[str, int]]:
-    from pyspark.sql import functions as F
-
-    out = {}
-    for item in loaded:
-        rows = item.tagged.groupBy(F.col(REASON).isNull().alias("ok")).count().collect()
-        by_status = {bool(r["ok"]): r["count"] for r in rows}
-        out[item.name] = {
-            "read": sum(by_status.values()),
-            "valid": by_status.get(True, 0),
-            "quarantined": by_status.get(False, 0),
-        }
-    return out
-
-
-def _reconcile(primary: str, read_counts: dict, table_counts: dict, has_query: bool) -> RowCounts:
-    """Every primary input row must end in clean/ or quarantine/ exactly once."""
-    table_rows = table_counts.get("clean", 0) + table_counts.get("quarantined", 0)
-    valid_primary = read_counts[primary]["valid"]
-    if table_rows != valid_primary:
-        raise DataError(
-            f"data.query returned {table_rows} rows from {valid_primary} readable rows of primary source "
-            f"{primary!r}: a join fanned out or a WHERE dropped rows, so rows could not be accounted for. "
-            "Fix: join only tables that are unique on the join key (deduplicate them in a CTE) and move "
-            "filters into cleaning.rules so dropped rows are quarantined with a reason"
-        )
-    if table_rows == 0:
-        raise DataError(f"source {primary!r} has no readable rows. Fix: check the input files and schema")
-    quarantined = read_counts[primary]["quarantined"] + table_counts.get("quarantined", 0)
-    input_rows, clean_rows = read_counts[primary]["read"], table_counts.get("clean", 0)
-    counts = RowCounts(
-        input_rows=input_rows,
-        clean_rows=clean_rows,
-        quarantined_rows=quarantined,
-        quarantined_at_read=read_counts[primary]["quarantined"],
-        quarantined_at_clean=table_counts.get("quarantined", 0),
-        sources=read_counts,
-        uses_query=has_query,
-        reconciled=input_rows == clean_rows + quarantined,
-    )
-    if not counts.reconciled:  # unreachable by construction; a guard against future edits
-        raise DataError(f"row counts do not reconcile: {counts}")
-    return counts
 
 
 def _write_outputs(
@@ -254,11 +200,3 @@ def _write_outputs(
             )
         storage.rename(source, staging.features(name))
     storage.delete(staging.features_by_split_dir)
-
-
-def _reason_counts(quarantine, limit: int = 50) -> list[dict]:
-    """Most frequent quarantine reasons, from the cached rows (no re-read of written files)."""
-    rows = (
-        quarantine.groupBy("_source", "_stage", REASON).count().orderBy("count", ascending=False).limit(limit).collect()
-    )
-    return [{"source": r["_source"], "stage": r["_stage"], "reason": r[REASON], "rows": r["count"]} for r in rows]

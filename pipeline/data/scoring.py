@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline import faults
 from pipeline.config.schema import DataConfig, PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
-from pipeline.data.sources import load_sources, primary_source, raw_table
+from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
 from pipeline.layout import Layout, partition_name
@@ -150,13 +150,48 @@ def score_rows(
     Raises:
         ScoringError: schema drift, or no rows. DataError: unreadable sources.
     """
-    import mlflow.pyfunc
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     day = selection.day
     storage = Storage(spark)
     storage.check_writable(layout.predictions.root, "score.output_dir")
+    inputs = _read_input(spark, config, spec, day)
+    predictions = _predict(spark, config, model, spec, inputs.clean)
+    rows, bad = _publish(spark, storage, config, layout, selection, predictions, inputs)
+    published = layout.predictions.partition(selection.partition)
+    log.info(
+        "scored %d rows (%s) with %s v%s (%d quarantined) -> %s",
+        rows,
+        f"date {day}" if day else "all input rows",
+        model.name,
+        model.version,
+        bad,
+        published,
+    )
+    return ScoreResult(published, rows, bad, model)
+
+
+@dataclass(frozen=True)
+class _ScoringInput:
+    """The rows a score run reads, planned on the driver: what to predict, what to quarantine, what to release."""
+
+    loaded: list[LoadedSource]
+    tagged: object  # pyspark DataFrame: the selected rows with _reason / _record, persisted
+    clean: object  # pyspark DataFrame: rows the model scores
+    rejected: object  # pyspark DataFrame: quarantined rows in the quarantine layout
+
+    def unpersist(self) -> None:
+        """Release the cached rows on the executors once both writes are done (or failed)."""
+        self.tagged.unpersist()
+        for item in self.loaded:
+            item.tagged.unpersist()
+
+
+def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date | None) -> _ScoringInput:
+    """The same sources, SQL and cleaning as prepare (no fitting), narrowed to the selected date.
+
+    Planned on the driver, which also checks the input's schema against the model before any row is read.
+    """
+    from pyspark.sql import functions as F
+
     data = scoring_sources(config, day)
     loaded = load_sources(spark, data, config.cleaning.max_string_length)
     table = raw_table(spark, data, loaded)
@@ -174,6 +209,17 @@ def score_rows(
     clean, rejected = split_clean(tagged, stage="clean", source="table")
     if date_partitioned or day is None:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of the files this run reads in full
+    return _ScoringInput(loaded, tagged, clean, rejected)
+
+
+def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: FeatureSpec, clean):
+    """The predictions frame: keys, the model's outputs and where they came from.
+
+    Built on the driver; the registered model runs inside spark_udf on the executors when it is written.
+    """
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
     fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label.task)]
@@ -195,6 +241,24 @@ def score_rows(
     )
     if (marker := faults.score_kill_marker()) is not None:  # tests only: an executor lost in the middle of scoring
         predictions = predictions.mapInPandas(faults.pass_through_killing_executor(marker), predictions.schema)
+    return predictions
+
+
+def _publish(
+    spark,
+    storage: Storage,
+    config: PipelineConfig,
+    layout: Layout,
+    selection: Selection,
+    predictions,
+    inputs: _ScoringInput,
+) -> tuple[int, int]:
+    """Write predictions and quarantine to staging, then swap both partitions in; returns (rows, quarantined).
+
+    The executors write; the driver counts, swaps and always clears staging and the cache, so a failed or killed
+    run leaves the published partitions as they were.
+    """
+    day = selection.day
     outputs = (layout.predictions, layout.score_quarantine)
     for stale in [d for output in outputs for d in storage.glob_dirs(output.stale_staging_glob)]:
         storage.delete(stale)  # left by a killed run; never visible to readers (one scorer per output dir)
@@ -203,7 +267,7 @@ def score_rows(
     staged_bad = layout.score_quarantine.staged_partition(token, partition)
     try:
         predictions.write.mode("overwrite").parquet(staged_out)
-        rejected.write.mode("overwrite").parquet(staged_bad)
+        inputs.rejected.write.mode("overwrite").parquet(staged_bad)
         rows = spark.read.parquet(staged_out).count()
         bad = spark.read.parquet(staged_bad).count()
         faults.exit_if_requested("score_before_swap", faults.SCORE_EXIT_CODE)
@@ -217,17 +281,5 @@ def score_rows(
     finally:
         for output in outputs:
             storage.delete(output.staging(token))
-        tagged.unpersist()
-        for item in loaded:
-            item.tagged.unpersist()
-    published = layout.predictions.partition(partition)
-    log.info(
-        "scored %d rows (%s) with %s v%s (%d quarantined) -> %s",
-        rows,
-        f"date {day}" if day else "all input rows",
-        model.name,
-        model.version,
-        bad,
-        published,
-    )
-    return ScoreResult(published, rows, bad, model)
+        inputs.unpersist()
+    return rows, bad

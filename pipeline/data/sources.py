@@ -129,16 +129,7 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
         if _is_array(dtype):
             if source.format == "json":  # read as the JSON text of the array: parse it, report what does not parse
                 value = F.from_json(original, dtype)
-                problems.append(
-                    F.when(
-                        original.isNotNull() & value.isNull() & F.col(CORRUPT).isNull(),
-                        F.concat(
-                            F.lit(f"{column}: cannot read '"),
-                            F.substring(original, 1, 100),
-                            F.lit(f"' as {dtype.simpleString()}"),
-                        ),
-                    )
-                )
+                problems.append(_unconverted(column, value, "read", f"as {dtype.simpleString()}"))
             else:
                 value = original
             typed.append(value.alias(column))
@@ -154,16 +145,7 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
             )
         else:
             value = F.expr(f"try_cast(`{column}` AS {dtype.simpleString()})")
-            problems.append(
-                F.when(
-                    original.isNotNull() & value.isNull() & F.col(CORRUPT).isNull(),
-                    F.concat(
-                        F.lit(f"{column}: cannot cast '"),
-                        F.substring(original, 1, 100),
-                        F.lit(f"' to {dtype.simpleString()}"),
-                    ),
-                )
-            )
+            problems.append(_unconverted(column, value, "cast", f"to {dtype.simpleString()}"))
         typed.append(value.alias(column))
     reason = F.concat_ws("; ", *problems)
     failed = reason != ""
@@ -174,6 +156,22 @@ def tag_rows(raw, source: SourceConfig, max_string_length: int):
         *typed,
         F.when(failed, reason).alias(REASON),
         record.alias(RECORD),
+    )
+
+
+def _unconverted(column: str, value, verb: str, target: str):
+    """The reason a text value did not become its declared type (built on the driver, evaluated by the executors).
+
+    Shared by JSON arrays (`cannot read '...' as array<...>`) and scalar casts (`cannot cast '...' to int`) so
+    both quote the original text the same way. Null when the value converted, was null in the file, or the whole
+    line is malformed (that row already has its own reason).
+    """
+    from pyspark.sql import functions as F
+
+    original = F.col(column)
+    return F.when(
+        original.isNotNull() & value.isNull() & F.col(CORRUPT).isNull(),
+        F.concat(F.lit(f"{column}: cannot {verb} '"), F.substring(original, 1, 100), F.lit(f"' {target}")),
     )
 
 
