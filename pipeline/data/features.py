@@ -1,4 +1,4 @@
-"""Fit a FeatureSpec on the train split in one aggregation pass and apply it in Spark (driver + executors).
+"""Fit a FeatureSpec on the train split and apply it in Spark (driver + executors).
 
 The pandas twin of `transform` is pipeline/model/spec.py (what the registered model runs); a test pins them.
 """
@@ -10,6 +10,7 @@ import math
 from dataclasses import replace
 
 from pipeline.config.feature_sections import FeaturesConfig
+from pipeline.data.exact_stats import Moments, Target, first_pass_aggs, fit_classes, fit_moments, fit_vocabularies
 from pipeline.data.image_features import fit_image_specs, pixels_column
 from pipeline.data.split import HOLDOUT, ROW_HASH, SPLIT
 from pipeline.data.text_fitting import encode_column, fit_text_vocab
@@ -18,7 +19,6 @@ from pipeline.model.spec import (
     NULL_INDEX,
     OOV_INDEX,
     PERIODS,
-    CategoricalVocab,
     FeatureSpec,
     LabelSpec,
     NumericStats,
@@ -49,21 +49,62 @@ def _shaped(x, feature):
 def _finite(column):
     from pyspark.sql import functions as F
 
-    x = F.col(column).cast("double")
+    return _finite_value(F.col(column))
+
+
+def _finite_value(value):
+    """The value as a double, null where it is NaN or +-inf (the model imputes those like nulls)."""
+    from pyspark.sql import functions as F
+
+    x = value.cast("double")
     return F.when(~F.isnan(x) & ~x.isin(float("inf"), float("-inf")), x)
 
 
 def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[FeatureSpec, dict]:
-    """Fit medians, moments and vocabularies on rows with `_split == 'train'`.
+    """Fit medians, moments and vocabularies on rows with `_split == 'train'` (driver; jobs on the executors).
 
-    One aggregation job computes every numeric statistic (plus split counts and the null rate of every
-    column for the quality report); a second groups all categorical columns at once (top-K needs counts).
+    Every fitted number is order-independent (exact sums, exact medians, ties broken by value), so the same input
+    gives a byte-identical spec however Spark partitions the rows and whichever task finishes first.
+    Phases: one all-rows aggregation (split counts, null rates, counts/min/max and median brackets), one exact
+    pass for medians and moments (pipeline/data/exact_stats.py), then vocabularies, label classes, images, texts.
 
     Returns:
         (spec, report) where report holds split counts and per-column null rates over all clean rows.
     """
     from pyspark.sql import functions as F
 
+    needed = _required_columns(df, features)
+    is_train = F.col(SPLIT) == "train"
+    targets = _targets(features, is_train)
+    data_columns = [c for c in df.columns if c not in (SPLIT, ROW_HASH)]
+    row = df.agg(*_first_pass_aggs(features, data_columns, targets, is_train)).first().asDict()
+    n_train = row["rows__train"]
+    if n_train == 0:
+        raise DataError("the train split is empty. Fix: check split.train dates / split fractions against the data")
+    _check_present(features, row)
+    train = df.where(is_train)
+    moments = fit_moments(train, targets, row)
+    spec = FeatureSpec(
+        input_schema={c: t for c, t in df.dtypes if c in set(needed)},
+        numeric=tuple(_numeric_stats(f, moments[f.name], n_train) for f in features.numeric),
+        categorical=tuple(fit_vocabularies(train, features.categorical)),
+        timestamps=tuple(TimestampParts(t.name, tuple(t.parts)) for t in features.timestamps),
+        label=_fit_label(train, features, moments),
+        key_columns=tuple(key_columns),
+        images=tuple(fit_image_specs(train, features.images)),
+        texts=tuple(fit_text_vocab(train, t.name, t.level, t.lowercase, t.top_k, t.max_len) for t in features.texts),
+        arrays=tuple(ArraySpec(a.name, a.length) for a in features.arrays),
+    ).with_hash()
+    label_moments = moments.get(LABEL_KEY)
+    report = {
+        "split_rows": {s: row[f"rows__{s}"] for s in ("train", "val", "test", HOLDOUT)},
+        "null_rate": {c: round(row[f"null__{c}"] or 0.0, 6) for c in data_columns},
+        "train_label_mean": label_moments.mean if label_moments else None,
+    }
+    return spec, report
+
+
+def _required_columns(df, features: FeaturesConfig) -> list[str]:
     needed = [n.name for n in features.numeric] + [c.name for c in features.categorical]
     needed += [t.name for t in features.timestamps] + [i.name for i in features.images]
     needed += [t.name for t in features.texts] + [a.name for a in features.arrays]
@@ -74,63 +115,56 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
             f"features name column(s) {missing} that the clean table lacks ({df.columns}). "
             "Fix: select them in data.query or remove them from features"
         )
-    is_train = F.col(SPLIT) == "train"
-    aggs = [F.count(F.when(F.col(SPLIT) == s, 1)).alias(f"rows__{s}") for s in ("train", "val", "test", HOLDOUT)]
-    data_columns = [c for c in df.columns if c not in (SPLIT, ROW_HASH)]
-    aggs += [F.avg(F.col(c).isNull().cast("double")).alias(f"null__{c}") for c in data_columns]
+    return needed
+
+
+LABEL_KEY, SHAPED_LABEL_KEY = " label", " label shaped"  # Target keys; a leading space: never a column name
+
+
+def _targets(features: FeaturesConfig, is_train) -> list[Target]:
+    """What the exact pass sums: each numeric feature (shaped, with its median), the label and its shaped form."""
+    from pyspark.sql import functions as F
+
+    targets = []
     for feature in features.numeric:
         x = F.when(is_train, _finite(feature.name))
-        shaped = _shaped(x, feature)
-        aggs += [
-            F.percentile_approx(x, 0.5, 10_000).alias(f"median__{feature.name}"),
-            F.count(x).alias(f"n__{feature.name}"),
-            F.avg(shaped).alias(f"mean__{feature.name}"),
-            F.var_pop(shaped).alias(f"var__{feature.name}"),
-        ]
-    if features.label and features.label.task != "multiclass":
-        y = F.when(is_train, label_value(features.label.column, features.label.positive))
-        aggs.append(F.avg(y).alias("label_mean"))
-        if features.label.task == "regression":
-            shaped = F.log1p(y) if features.label.transform == "log_standardize" else y
-            aggs += [F.min(y).alias("label_min"), F.avg(shaped).alias("label_shaped_mean")]
-            aggs.append(F.var_pop(shaped).alias("label_shaped_var"))
-    row = df.agg(*aggs).first().asDict()
-    n_train = row["rows__train"]
-    if n_train == 0:
-        raise DataError("the train split is empty. Fix: check split.train dates / split fractions against the data")
+        targets.append(Target(feature.name, x, _shaped(x, feature), median=True))
+    label = features.label
+    if label and label.task != "multiclass":
+        y = F.when(is_train, _finite_value(label_value(label.column, label.positive)))
+        targets.append(Target(LABEL_KEY, y, y))
+        if label.task == "regression" and label.transform == "log_standardize":
+            targets.append(Target(SHAPED_LABEL_KEY, y, F.log1p(y)))
+    return targets
 
-    numeric = []
+
+def _first_pass_aggs(features: FeaturesConfig, data_columns: list[str], targets: list[Target], is_train) -> list:
+    """Split counts, null rates (averages of 0/1: exact), the exact pass's ranges and brackets, the label's min."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.when(F.col(SPLIT) == s, 1)).alias(f"rows__{s}") for s in ("train", "val", "test", HOLDOUT)]
+    aggs += [F.avg(F.col(c).isNull().cast("double")).alias(f"null__{c}") for c in data_columns]
+    aggs += first_pass_aggs(targets)
+    if features.label and features.label.task == "regression":
+        y = F.when(is_train, label_value(features.label.column, features.label.positive))
+        aggs.append(F.min(y).alias("label_min"))
+    return aggs
+
+
+def _check_present(features: FeaturesConfig, row: dict) -> None:
+    """Settings the train rows cannot serve, found before the exact pass runs."""
     for feature in features.numeric:
-        numeric.append(_numeric_stats(feature, row, n_train))
-    categorical = _fit_vocabularies(df.where(is_train), features)
-    label = None
-    if features.label:
-        classes: tuple[str, ...] = ()
-        if features.label.task == "multiclass":
-            classes = _fit_classes(df.where(is_train), features.label.column)
-        label = LabelSpec(features.label.column, features.label.task, classes, features.label.positive)
-        if features.label.task == "regression":
-            label = _regression_scaling(label, features.label.transform, row)
-    input_schema = {c: t for c, t in df.dtypes if c in set(needed)}
-    spec = FeatureSpec(
-        input_schema=input_schema,
-        numeric=tuple(numeric),
-        categorical=tuple(categorical),
-        timestamps=tuple(TimestampParts(t.name, tuple(t.parts)) for t in features.timestamps),
-        label=label,
-        key_columns=tuple(key_columns),
-        images=tuple(fit_image_specs(df.where(is_train), features.images)),
-        texts=tuple(
-            fit_text_vocab(df.where(is_train), t.name, t.level, t.lowercase, t.top_k, t.max_len) for t in features.texts
-        ),
-        arrays=tuple(ArraySpec(a.name, a.length) for a in features.arrays),
-    ).with_hash()
-    report = {
-        "split_rows": {s: row[f"rows__{s}"] for s in ("train", "val", "test", HOLDOUT)},
-        "null_rate": {c: round(row[f"null__{c}"] or 0.0, 6) for c in data_columns},
-        "train_label_mean": row.get("label_mean"),
-    }
-    return spec, report
+        if not row[f"n__{feature.name}"]:
+            raise DataError(
+                f"numeric feature {feature.name!r} is null in every training row. "
+                "Fix: remove it from features.numeric or fix the source data"
+            )
+    label = features.label
+    if label and label.transform == "log_standardize" and row.get("label_min") is not None and row["label_min"] <= -1:
+        raise DataError(
+            f"features.label.transform=log_standardize needs a label above -1, but {label.column!r} has "
+            f"{row['label_min']} in the train split. Fix: use transform: standardize"
+        )
 
 
 def label_value(column: str, positive: str | None):
@@ -142,43 +176,34 @@ def label_value(column: str, positive: str | None):
     return F.when(F.col(column).isNotNull(), (F.col(column).cast("string") == F.lit(positive)).cast("double"))
 
 
-def _regression_scaling(label: LabelSpec, transform: str, row: dict) -> LabelSpec:
-    """mean/std of the (optionally log1p-shaped) train target, so the network learns a unit-scale target."""
-    if transform == "none":
+def _fit_label(train, features: FeaturesConfig, moments: dict[str, Moments]) -> LabelSpec | None:
+    if not features.label:
+        return None
+    config = features.label
+    classes = fit_classes(train, config.column) if config.task == "multiclass" else ()
+    label = LabelSpec(config.column, config.task, classes, config.positive)
+    if config.task != "regression" or config.transform == "none":
         return label
-    if transform == "log_standardize" and row["label_min"] is not None and row["label_min"] <= -1:
-        raise DataError(
-            f"features.label.transform=log_standardize needs a label above -1, but {label.column!r} has "
-            f"{row['label_min']} in the train split. Fix: use transform: standardize"
-        )
-    std = math.sqrt(row["label_shaped_var"] or 0.0)
+    shaped = moments.get(SHAPED_LABEL_KEY if config.transform == "log_standardize" else LABEL_KEY)
+    std = math.sqrt(shaped.var) if shaped else 0.0
     return replace(
         label,
-        mean=float(row["label_shaped_mean"] or 0.0),
-        std=float(std) if std > 1e-12 else 1.0,
-        log1p=transform == "log_standardize",
+        mean=shaped.mean if shaped else 0.0,
+        std=std if std > 1e-12 else 1.0,  # the network learns a unit-scale target
+        log1p=config.transform == "log_standardize",
     )
 
 
-def _numeric_stats(feature, row: dict, n_train: int) -> NumericStats:
-    """Combine moments of the non-missing values with the imputed median, without a second pass."""
-    name = feature.name
-    median, n_present = row[f"median__{name}"], row[f"n__{name}"]
-    if n_present == 0 or median is None:
-        raise DataError(
-            f"numeric feature {name!r} is null in every training row. "
-            "Fix: remove it from features.numeric or fix the source data"
-        )
-    mean_present, var_present = row[f"mean__{name}"], row[f"var__{name}"] or 0.0
-    shaped_median = _shaped_scalar(float(median), feature)
-    n_missing = n_train - n_present
-    mean = (n_present * mean_present + n_missing * shaped_median) / n_train
-    var = (n_present * (var_present + (mean_present - mean) ** 2) + n_missing * (shaped_median - mean) ** 2) / n_train
+def _numeric_stats(feature, moments: Moments, n_train: int) -> NumericStats:
+    """Moments of the present values plus the imputed (shaped) median for each missing one, summed exactly."""
+    median = moments.median
+    filled = moments.plus(_shaped_scalar(median, feature), n_train - moments.count)
+    var = filled.var
     std = math.sqrt(var) if var > 1e-12 else 1.0  # a constant column stays 0 rather than dividing by 0
     return NumericStats(
-        name=name,
+        name=feature.name,
         median=float(median),
-        mean=float(mean),
+        mean=filled.mean,
         std=float(std),
         log1p=feature.log1p,
         clip=tuple(feature.clip) if feature.clip else None,
@@ -192,40 +217,6 @@ def _shaped_scalar(value: float, feature) -> float:
     if feature.log1p:
         value = math.copysign(math.log1p(abs(value)), value)
     return value
-
-
-def _fit_vocabularies(train, features: FeaturesConfig) -> list[CategoricalVocab]:
-    """Top-K per column by count (ties by value) from one groupBy over all categorical columns."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    if not features.categorical:
-        return []
-    pairs = F.explode(
-        F.array(
-            *[
-                F.struct(F.lit(c.name).alias("column"), F.col(c.name).cast("string").alias("value"))
-                for c in features.categorical
-            ]
-        )
-    )
-    counts = train.select(pairs.alias("p")).select("p.column", "p.value").where(F.col("value").isNotNull())
-    counts = counts.groupBy("column", "value").count()
-    rank = F.row_number().over(Window.partitionBy("column").orderBy(F.desc("count"), F.asc("value")))
-    top_k = {c.name: c.top_k for c in features.categorical}
-    limit = F.create_map(*[x for name, k in top_k.items() for x in (F.lit(name), F.lit(k))])
-    ranked = counts.withColumn("rank", rank).where(F.col("rank") <= limit[F.col("column")]).collect()
-    vocab: dict[str, list[tuple[int, str]]] = {name: [] for name in top_k}
-    for r in ranked:
-        vocab[r["column"]].append((r["rank"], r["value"]))
-    return [CategoricalVocab(name, tuple(v for _, v in sorted(vocab[name]))) for name in top_k]
-
-
-def _fit_classes(train, column: str) -> tuple[str, ...]:
-    from pyspark.sql import functions as F
-
-    rows = train.select(F.col(column).cast("string").alias("c")).where("c IS NOT NULL").distinct().collect()
-    return tuple(sorted(r["c"] for r in rows))
 
 
 def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
