@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import ROOT, flights_cli_args
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ from pipeline.worker.checkpoint import BEST, LAST
 from tests.cluster import ROOT, spark_home, submit, wait_for_workers
 from tests.helpers import assert_same_weights
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXPERIMENT = "flights-delay"  # conf/flights.yaml
 SCORE_DATE = "2013-12-30"

@@ -22,7 +22,7 @@ import requests
 from pipeline.tracking import runs
 from tests.helpers import ROOT, free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

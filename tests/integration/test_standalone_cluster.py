@@ -19,7 +19,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.layout import Layout
 from tests.cluster import cluster_env, submit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCORE_DATE = "2013-12-30"
 

@@ -25,7 +25,7 @@ from tests.cluster import cluster_env
 from tests.helpers import ROOT
 from tests.services import get_json
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_server_refuses_requests_without_valid_credentials(standalone_cluster):

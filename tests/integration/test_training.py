@@ -197,6 +197,7 @@ def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path)
     assert [r.data.metrics.get("restarts") for r in found] == [None]
 
 
+@pytest.mark.slow  # an outage of several minutes of waiting by design
 def test_tracking_server_gone_past_the_limit_fails_naming_it_then_rerun_completes(
     spark, train_config_factory, tmp_path
 ):

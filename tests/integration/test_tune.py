@@ -86,6 +86,7 @@ def test_complete_pruned_and_failed_trials_then_best_registered(spark, train_con
     assert len(client.search_runs([experiment], f"tags.mlflow.parentRunId = '{outcome.run_id}'")) == 3
 
 
+@pytest.mark.slow  # a study killed with SIGKILL mid-trial and resumed: two studies in one test
 def test_a_killed_study_resumes_its_interrupted_trial_from_the_checkpoint(
     spark, train_config_factory, prepared_flights, flights_raw, tmp_path
 ):
