@@ -68,6 +68,7 @@ def _write_orders(raw, days: int = 6, per_day: int = 300) -> dict:
     return {"rows": n}
 
 
+@pytest.mark.slow  # the docs example, prepared for real on generated data: make test-all
 def test_readme_byo_example_prepares(spark, tmp_path, monkeypatch):
     from pipeline.config.load import load_config
     from tests.helpers import run_prepare

@@ -67,6 +67,7 @@ def test_horovod_trains_the_users_model_and_registers_its_code(trained_resnet):
     assert "pipeline/model/networks.py" in shipped
 
 
+@pytest.mark.slow  # the same resume as test_training.py, with the user's model: make test-all
 def test_killed_worker_then_rerun_resumes_exactly(spark, train_config_factory, trained_resnet, monkeypatch):
     _, uninterrupted = trained_resnet
     config = train_config_factory(*resnet_overrides())

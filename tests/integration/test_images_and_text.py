@@ -91,6 +91,7 @@ def test_registered_cnn_scores_bytes_paths_spark_udf_and_rest_alike(spark, train
     np.testing.assert_allclose(served["probability"], in_process["probability"][:5], atol=1e-6)
 
 
+@pytest.mark.slow  # the same resume as test_training.py, with augmentation: make test-all
 def test_killed_rank_then_rerun_resumes_exactly_with_augmentation(spark, trained_digits, tmp_path, monkeypatch):
     """Flips and crops are drawn from (seed, epoch, rank) and batch norm is synced: a resumed run is bit-identical."""
     config, *_ = trained_digits
