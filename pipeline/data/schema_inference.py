@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.data.csv_dialect import SNIFF_BYTES, SNIFF_FILES, csv_reader_options, find_option
 from pipeline.data.storage import Storage
 from pipeline.errors import ConfigError, DataError
 
@@ -74,6 +75,8 @@ def infer_source(
             "where the command runs)"
         )
     fmt = fmt or guess_format(path, files)
+    if fmt == "csv":
+        options = _csv_entry_options(Storage(spark), files, options)
     if fmt == "parquet":
         fields = list(spark.read.options(**options).parquet(path).schema.fields)
     else:
@@ -90,9 +93,19 @@ def infer_source(
     return source
 
 
+def _csv_entry_options(storage: Storage, files: list[str], options: dict[str, str]) -> dict[str, str]:
+    """The user's options, plus `multiLine: 'true'` when quoted fields span lines (written into the entry, so the
+    choice is visible); prepare adds RFC 4180 quoting itself (pipeline/data/csv_dialect.py)."""
+    chosen = csv_reader_options(options, (storage.head_bytes(f, SNIFF_BYTES) for f in files[:SNIFF_FILES]))
+    if chosen.get("multiLine") == "true" and find_option(options, "multiLine") is None:
+        log.info("quoted fields span lines: the entry reads with multiLine=true")
+        return {**options, "multiLine": "true"}
+    return options
+
+
 def _infer_text(spark, path: str, fmt: str, options: dict[str, str], sample_rows: int) -> list:
     """Schema fields of a CSV or JSON input, from a bounded sample of lines where lines are records."""
-    reader = spark.read.options(**options)
+    reader = spark.read.options(**(csv_reader_options(options, ()) if fmt == "csv" else options))
     if fmt == "csv":
         reader = reader.option("header", "true").option("inferSchema", "true")
     read = reader.csv if fmt == "csv" else reader.json

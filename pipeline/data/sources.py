@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from pipeline.config.schema import DataConfig, SourceConfig
+from pipeline.data.csv_dialect import SNIFF_BYTES, SNIFF_FILES, csv_reader_options, delimiter, find_option, header_names
 from pipeline.data.image_source import read_images
 from pipeline.data.storage import Storage
 from pipeline.data.user_sql import run_query
@@ -63,12 +64,12 @@ def _check_files(storage: Storage, source: SourceConfig) -> list[str]:
     return [f.path for f in files if f.size > 0]
 
 
-def _check_csv_header(storage: Storage, source: SourceConfig, files: list[str], delimiter: str) -> None:
+def _check_csv_header(storage: Storage, source: SourceConfig, files: list[str], options: dict[str, str]) -> None:
     """Spark would silently map columns by position (or fail inside a task); compare headers here."""
     expected = list(source.schema_)
+    sep, quote = delimiter(options), find_option(options, "quote") or '"'
     for path in files[:200]:  # a sample bounds the driver's work on huge file sets
-        header = (storage.first_line(path) or "").lstrip("\ufeff")
-        names = [n.strip().strip('"') for n in header.split(delimiter)]
+        names = header_names(storage.first_line(path) or "", sep, quote)
         if names != expected:
             missing = [c for c in expected if c not in names]
             extra = [c for c in names if c not in expected]
@@ -79,7 +80,20 @@ def _check_csv_header(storage: Storage, source: SourceConfig, files: list[str], 
             )
 
 
-def _read_as_strings(spark, source: SourceConfig, files: list[str]):
+def csv_options(storage: Storage, source: SourceConfig, files: list[str]) -> dict[str, str]:
+    """The source's CSV reader options over RFC 4180 defaults, multiLine sniffed from the first files' heads."""
+    heads = (storage.head_bytes(path, SNIFF_BYTES) for path in files[:SNIFF_FILES])
+    options = csv_reader_options(source.options, heads)
+    if options.get("multiLine") == "true" and find_option(source.options, "multiLine") is None:
+        log.info(
+            "source %r: quoted fields span lines, so it is read with multiLine=true (each file is one task; set "
+            "options.multiLine in data.sources[] to choose yourself)",
+            source.name,
+        )
+    return options
+
+
+def _read_as_strings(spark, source: SourceConfig, files: list[str], reader_options: dict[str, str]):
     """Read text formats with every column as string so a failed cast can be reported, not nulled."""
     from pyspark.sql import types as T
 
@@ -88,10 +102,10 @@ def _read_as_strings(spark, source: SourceConfig, files: list[str]):
     )
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     if source.format == "csv":
-        options.update({"header": "true", "enforceSchema": "true", "multiLine": "false"})
-        options.update(source.options)
+        options.update({"header": "true", "enforceSchema": "true"})
+        options.update(reader_options)
         return spark.read.options(**options).schema(schema).csv(files)
-    options.update(source.options)
+    options.update(reader_options)
     return spark.read.options(**options).schema(schema).json(files)
 
 
@@ -191,10 +205,11 @@ def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSo
         return _split_tagged(source, tagged)
     files = _check_files(storage, source)
     if source.format == "csv":
-        _check_csv_header(storage, source, files, source.options.get("sep", source.options.get("delimiter", ",")))
-        raw = _read_as_strings(spark, source, files)
+        options = csv_options(storage, source, files)
+        _check_csv_header(storage, source, files, options)
+        raw = _read_as_strings(spark, source, files, options)
     elif source.format == "json":
-        raw = _read_as_strings(spark, source, files)
+        raw = _read_as_strings(spark, source, files, source.options)
     else:
         raw = _read_parquet(spark, source, files)
     tagged = tag_rows(raw, source, max_string_length).persist(StorageLevel.MEMORY_AND_DISK)

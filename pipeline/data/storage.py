@@ -67,6 +67,18 @@ class Storage:
         finally:
             stream.close()
 
+    def head_bytes(self, path: str, size: int) -> bytes:
+        """The first `size` bytes of a file (fewer when it is shorter): what a format sniff looks at."""
+        local = _local_path(path)
+        if local is not None:
+            with open(local, "rb") as file:
+                return file.read(size)
+        stream = self._fs(path).open(self._path(path))
+        try:
+            return bytes(stream.readNBytes(size))
+        finally:
+            stream.close()
+
     def exists(self, path: str) -> bool:
         return bool(self._fs(path).exists(self._path(path)))
 
