@@ -146,7 +146,11 @@ def udf_predictions(spark, model_uri: str, rows, key: str, columns: list[str]):
     from pyspark.sql import types as T
 
     result_type = T.StructType(
-        [T.StructField("probability", T.DoubleType()), T.StructField("prediction", T.LongType())]
+        [
+            T.StructField("probability", T.DoubleType()),
+            T.StructField("prediction", T.LongType()),
+            T.StructField("probability_of", T.StringType()),
+        ]
     )
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
     frame = spark.createDataFrame(rows[[key, *columns]]).repartition(3)

@@ -91,7 +91,12 @@ class LabelConfig(Frozen):
     task: Literal["binary", "multiclass", "regression"] = "binary"
     """binary (0/1 label), multiclass (any values, classes from train) or regression."""
     positive: str | None = None
-    """binary: the value that means 1 (e.g. "Yes"); every other non-null value is 0. null: the label is 0/1."""
+    """binary: the value that means 1 (e.g. "Yes"); the other class is the most frequent other value (or the one in
+    `classes`), and any third value goes to quarantine with its reason. null: the label is 0/1 (else quarantine)."""
+    classes: list[str] = Field(default_factory=list)
+    """binary / multiclass: the values the label may take (binary: two, `positive` one of them); a row with another
+    value goes to quarantine. Empty: binary 0/1 or `positive` + the most frequent other value; multiclass: the
+    input's values."""
     transform: Literal["standardize", "log_standardize", "none"] = "standardize"
     """regression: the target the network learns: (y - mean) / std fitted on train, the same after log1p (positive,
     skewed targets), or y as is. Predictions and metrics are always in the label's own units."""

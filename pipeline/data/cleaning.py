@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.config.feature_sections import LabelConfig
 from pipeline.config.schema import CleaningConfig
+from pipeline.data.label_domain import LabelDomain
 from pipeline.data.sources import REASON, RECORD
 from pipeline.data.user_sql import analyse_rule
 from pipeline.errors import DataError
@@ -21,7 +22,12 @@ def _require_columns(df, columns: list[str], setting: str) -> None:
 
 
 def tag_invalid(
-    df, rules: CleaningConfig, label: LabelConfig | None, with_label: bool, array_lengths: dict[str, int] | None = None
+    df,
+    rules: CleaningConfig,
+    label: LabelConfig | None,
+    with_label: bool,
+    array_lengths: dict[str, int] | None = None,
+    label_domain: LabelDomain | None = None,
 ):
     """Add `_reason` (all failed rules joined by '; ', null when clean) and `_record` (original values).
 
@@ -29,6 +35,7 @@ def tag_invalid(
         with_label: apply label rules and require a label (prepare); False at scoring time.
         array_lengths: array feature column -> its length; another length, a null array or a null / NaN /
             infinite value in it is a reason (features.arrays, or the spec's at scoring time).
+        label_domain: the label's classes (prepare): a value outside them is a reason.
     """
     from pyspark.sql import functions as F
 
@@ -38,6 +45,8 @@ def tag_invalid(
     problems += _rule_problems(df, rules, with_label)
     if with_label and label is not None:
         problems.append(F.when(F.col(label.column).isNull(), F.lit(f"label {label.column} is null")))
+        if label_domain is not None:
+            problems.append(label_domain.outside())
     _require_columns(df, list(array_lengths or {}), "features.arrays")
     for column, length in (array_lengths or {}).items():
         problems += _array_problems(column, length)

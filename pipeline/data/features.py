@@ -60,13 +60,19 @@ def _finite_value(value):
     return F.when(~F.isnan(x) & ~x.isin(float("inf"), float("-inf")), x)
 
 
-def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[FeatureSpec, dict]:
+def fit_spec(
+    df, features: FeaturesConfig, key_columns: list[str], label_classes: tuple[str, ...] = ()
+) -> tuple[FeatureSpec, dict]:
     """Fit medians, moments and vocabularies on rows with `_split == 'train'` (driver; jobs on the executors).
 
     Every fitted number is order-independent (exact sums, exact medians, ties broken by value), so the same input
     gives a byte-identical spec however Spark partitions the rows and whichever task finishes first.
     Phases: one all-rows aggregation (split counts, null rates, counts/min/max and median brackets), one exact
     pass for medians and moments (pipeline/data/exact_stats.py), then vocabularies, label classes, images, texts.
+
+    Args:
+        label_classes: the label's classes resolved before cleaning (pipeline/data/label_domain.py); empty: a
+            multiclass label's classes are fitted on train.
 
     Returns:
         (spec, report) where report holds split counts and per-column null rates over all clean rows.
@@ -89,7 +95,7 @@ def fit_spec(df, features: FeaturesConfig, key_columns: list[str]) -> tuple[Feat
         numeric=tuple(_numeric_stats(f, moments[f.name], n_train) for f in features.numeric),
         categorical=tuple(fit_vocabularies(train, features.categorical)),
         timestamps=tuple(TimestampParts(t.name, tuple(t.parts)) for t in features.timestamps),
-        label=_fit_label(train, features, moments),
+        label=_fit_label(train, features, moments, label_classes),
         key_columns=tuple(key_columns),
         images=tuple(fit_image_specs(train, features.images)),
         texts=tuple(fit_text_vocab(train, t.name, t.level, t.lowercase, t.top_k, t.max_len) for t in features.texts),
@@ -176,11 +182,13 @@ def label_value(column: str, positive: str | None):
     return F.when(F.col(column).isNotNull(), (F.col(column).cast("string") == F.lit(positive)).cast("double"))
 
 
-def _fit_label(train, features: FeaturesConfig, moments: dict[str, Moments]) -> LabelSpec | None:
+def _fit_label(
+    train, features: FeaturesConfig, moments: dict[str, Moments], label_classes: tuple[str, ...]
+) -> LabelSpec | None:
     if not features.label:
         return None
     config = features.label
-    classes = fit_classes(train, config.column) if config.task == "multiclass" else ()
+    classes = label_classes or (fit_classes(train, config.column) if config.task == "multiclass" else ())
     label = LabelSpec(config.column, config.task, classes, config.positive)
     if config.task != "regression" or config.transform == "none":
         return label

@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.data.features import fit_spec, transform
+from pipeline.data.label_domain import resolve_label_domain
 from pipeline.data.quality import (
     QualityReport,
     RowCounts,
@@ -65,7 +66,7 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     with _phase(phases, "read_and_clean"):
         read = _read_and_clean(spark, config)
     with _phase(phases, "fit"):
-        spec, stats = fit_spec(read.clean, config.features, config.data.key_columns)
+        spec, stats = fit_spec(read.clean, config.features, config.data.key_columns, read.label_classes)
     log.info(
         "fitted feature spec: %d numeric, %d categorical columns, %d image(s), %d text(s)",
         len(spec.numeric_columns),
@@ -126,6 +127,7 @@ class _ReadAndCleaned:
     clean: object  # pyspark DataFrame: clean rows with their split, persisted
     rejected: object  # pyspark DataFrame: rows cleaning quarantined, in the quarantine layout
     counts: RowCounts
+    label_classes: tuple[str, ...]  # resolved before cleaning (pipeline/data/label_domain.py); () for regression
 
     def quarantine(self):
         """Every quarantined row as one frame (cleaning's, then each source's unreadable rows): written and counted."""
@@ -153,13 +155,14 @@ def _read_and_clean(spark, config: PipelineConfig) -> _ReadAndCleaned:
     primary = primary_source(loaded)
     table = raw_table(spark, config.data, loaded)
     arrays = {a.name: a.length for a in config.features.arrays}
-    tagged = tag_invalid(table, config.cleaning, config.features.label, with_label=True, array_lengths=arrays)
+    domain = resolve_label_domain(table, config.features.label)
+    tagged = tag_invalid(table, config.cleaning, config.features.label, True, arrays, label_domain=domain)
     tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
     clean, rejected = split_clean(tagged, stage="clean", source="table")
     locations = ("path",) if any(s.format == "image" for s in config.data.sources) else ()
     clean = assign_split(clean, config.split, locations).persist(StorageLevel.MEMORY_AND_DISK)
     counts = reconcile(primary.name, source_counts(loaded), table_counts(tagged), config.data.query is not None)
-    return _ReadAndCleaned(loaded, tagged, clean, rejected, counts)
+    return _ReadAndCleaned(loaded, tagged, clean, rejected, counts, domain.classes if domain else ())
 
 
 @contextlib.contextmanager

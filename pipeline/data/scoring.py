@@ -222,7 +222,7 @@ def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: Featur
     from pyspark.sql import types as T
 
     spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
-    fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label.task)]
+    fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label)]
     # env_manager="local" on purpose (executors run the driver's environment); MLflow advises conda on every call.
     with _logger_level("mlflow.pyfunc", logging.ERROR):
         udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")

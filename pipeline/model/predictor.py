@@ -13,16 +13,21 @@ import torch
 from pipeline.model.factory import build_network
 from pipeline.model.inputs import batch_from_frame, model_inputs, to_model_view
 from pipeline.model.losses import predict as predict_from_logits
-from pipeline.model.spec import FeatureSpec
+from pipeline.model.spec import FeatureSpec, LabelSpec
 
 DEFAULT_THRESHOLD = 0.5
 
 
-def output_columns(task: str) -> list[tuple[str, str]]:
-    """(name, mlflow type) of the prediction columns for a task."""
-    if task == "binary":
-        return [("probability", "double"), ("prediction", "long")]
-    if task == "multiclass":
+def output_columns(label: LabelSpec) -> list[tuple[str, str]]:
+    """(name, mlflow type) of the prediction columns for a label.
+
+    Binary: `prediction` in the label's own terms (0/1, or the class value such as "yes" when `label.positive` is
+    set) and `probability_of`, the class `probability` is the probability of, on every row.
+    """
+    if label.task == "binary":
+        kind = "long" if label.positive is None else "string"
+        return [("probability", "double"), ("prediction", kind), ("probability_of", "string")]
+    if label.task == "multiclass":
         return [("probability", "double"), ("prediction", "string")]
     return [("prediction", "double")]
 
@@ -52,12 +57,22 @@ class Predictor:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         scores = self.scores(frame)
         if self.task == "binary":
-            return pd.DataFrame(
-                {"probability": scores.astype(np.float64), "prediction": (scores >= self.threshold).astype(np.int64)}
-            )
+            return self._binary(scores.astype(np.float64))
         if self.task == "multiclass":
             classes = np.asarray(self.spec.label.classes, dtype=object)
             return pd.DataFrame(
                 {"probability": scores.max(axis=1).astype(np.float64), "prediction": classes[scores.argmax(axis=1)]}
             )
         return pd.DataFrame({"prediction": scores.astype(np.float64)})
+
+    def _binary(self, probability: np.ndarray) -> pd.DataFrame:
+        positive = probability >= self.threshold
+        label = self.spec.label
+        if label.positive is None:
+            prediction, named = positive.astype(np.int64), "1"
+        else:
+            # Specs written before the label's classes were stored have no negative value to name: 0/1 then.
+            negative = next((c for c in label.classes if c != label.positive), None)
+            prediction = np.where(positive, label.positive, negative) if negative else positive.astype(np.int64)
+            named = label.positive
+        return pd.DataFrame({"probability": probability, "prediction": prediction, "probability_of": named})

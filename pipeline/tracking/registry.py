@@ -86,7 +86,7 @@ def signature_for(spec: FeatureSpec):
                 "Fix: cast it in data.query to double, bigint, string, boolean, timestamp or binary"
             )
         inputs.append(ColSpec(SPARK_TO_MLFLOW[spark_type], column, required=False))
-    outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label.task)]
+    outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label)]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 

@@ -51,3 +51,42 @@ def test_log_transform_refuses_labels_at_or_below_minus_one(spark):
     df = frame(spark, [-5.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, -2.0], "double")
     with pytest.raises(DataError, match="transform=log_standardize needs a label above -1"):
         fit_spec(df, features(task="regression", transform="log_standardize"), [])
+
+
+def domain_reasons(spark, labels, label_type: str, **label):
+    """Cleaning's reasons per label value, with the classes resolved as prepare resolves them."""
+    from pipeline.config.schema import CleaningConfig
+    from pipeline.data.cleaning import tag_invalid
+    from pipeline.data.label_domain import resolve_label_domain
+
+    df = spark.createDataFrame([(i, v) for i, v in enumerate(labels)], f"id int, y {label_type}")
+    config = features(**label).label
+    domain = resolve_label_domain(df, config)
+    tagged = tag_invalid(df, CleaningConfig(), config, True, label_domain=domain).orderBy("id").collect()
+    return domain.classes, [r["_reason"] for r in tagged]
+
+
+def test_stray_label_values_are_quarantined_with_the_classes(spark, caplog):
+    labels = ["yes", "no", "maybe", "no", "yes", "no", None]
+    with caplog.at_level("WARNING", logger="pipeline.data.label_domain"):
+        classes, reasons = domain_reasons(spark, labels, "string", task="binary", positive="yes")
+    assert classes == ("no", "yes")
+    assert reasons == [None, None, "label 'maybe' not in ['no', 'yes']", None, None, None, "label y is null"]
+    assert "'maybe' (1 rows)" in caplog.text
+
+    _, reasons = domain_reasons(spark, [0, 1, 2, 1], "int", task="binary")
+    assert reasons == [None, None, "label '2' not in ['0', '1']", None]
+
+    declared = {"task": "multiclass", "classes": ["cat", "dog"]}
+    assert domain_reasons(spark, ["dog", "cow", "cat"], "string", **declared)[1] == [
+        None,
+        "label 'cow' not in ['cat', 'dog']",
+        None,
+    ]
+    classes, reasons = domain_reasons(spark, ["b", "a", "c", "a"], "string", task="multiclass")
+    assert classes == ("a", "b", "c") and reasons == [None] * 4
+
+
+def test_a_positive_value_that_never_appears_is_a_clear_error(spark):
+    with pytest.raises(DataError, match=r"positive='Yes' never appears in label column 'y' \(values: 'yes' \(2 rows\)"):
+        domain_reasons(spark, ["yes", "yes", "no"], "string", task="binary", positive="Yes")
