@@ -117,6 +117,10 @@ class DataConfig(Frozen):
     """Columns that identify a row; copied into predictions."""
     date_column: str | None = None
     """Date/timestamp column that `score --date` selects on."""
+    max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
+    """Share of input rows that may go to quarantine for problems no cleaning setting declared (unreadable lines,
+    failed casts, label values outside the classes) before prepare or score fails; below it, a WARNING. Rows your
+    own cleaning settings quarantine are reported, not limited."""
 
 
 class SplitConfig(Frozen):

@@ -31,6 +31,7 @@ from pipeline.data.quality import (
     source_counts,
     table_counts,
 )
+from pipeline.data.quarantine_rate import check_quarantine_rate, unexpected_quarantine
 from pipeline.data.session import file_bytes_read
 from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.split import ROW_HASH, SPLIT, assign_split
@@ -75,12 +76,16 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         len(spec.texts),
     )
 
+    keep_staging = False  # a failed quarantine check keeps the rows it names; the next prepare clears them
     try:
         quarantine = read.quarantine()
         with _phase(phases, "write"):
             _write_outputs(storage, config, staging, read.clean, quarantine, spec)
         with _phase(phases, "report"):
             reasons = reason_counts(quarantine)
+            rate = unexpected_quarantine(quarantine, read.counts.input_rows)
+        keep_staging = rate.fraction > config.data.max_quarantine_fraction
+        check_quarantine_rate(rate, config.data.max_quarantine_fraction, "prepare", staging.quarantine_dir)
         input_bytes = sum(f.size for s in config.data.sources for f in storage.glob_files(s.path))
         passes = input_passes(file_bytes_read(spark), bytes_before, input_bytes)
         report = quality_report(read.counts, spec, stats, reasons, passes, phases, started)
@@ -88,7 +93,8 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         storage.write_text(staging.report_file, report.to_json())
         storage.replace_dir(staging.root, final.root)
     finally:
-        storage.delete(staging.root)
+        if not keep_staging:
+            storage.delete(staging.root)
         read.unpersist()
     log.info(
         "prepare done in %.1fs: %d input rows -> %d clean + %d quarantined; written to %s",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline import faults
 from pipeline.config.schema import DataConfig, PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
+from pipeline.data.quarantine_rate import check_quarantine_rate, unexpected_quarantine
 from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
@@ -255,6 +256,8 @@ def _publish(
 ) -> tuple[int, int]:
     """Write predictions and quarantine to staging, then swap both partitions in; returns (rows, quarantined).
 
+    Above data.max_quarantine_fraction only the quarantine partition is swapped in, and the run fails naming it.
+
     The executors write; the driver counts, swaps and always clears staging and the cache, so a failed or killed
     run leaves the published partitions as they were.
     """
@@ -276,8 +279,12 @@ def _publish(
             raise ScoringError(
                 f"no input rows for {selected}. Fix: check the date and the source paths; nothing was written"
             )
-        storage.replace_dir(staged_out, layout.predictions.partition(partition))
+        rate = unexpected_quarantine(spark.read.parquet(staged_bad), rows + bad)
+        limit = config.data.max_quarantine_fraction
+        if rate.fraction <= limit:  # above it the predictions are held back; the quarantine is always published
+            storage.replace_dir(staged_out, layout.predictions.partition(partition))
         storage.replace_dir(staged_bad, layout.score_quarantine.partition(partition))
+        check_quarantine_rate(rate, limit, "score", layout.score_quarantine.partition(partition))
     finally:
         for output in outputs:
             storage.delete(output.staging(token))
