@@ -169,7 +169,9 @@ def start_run(
     if system_metrics:
         mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
     if run_id is not None:
-        return mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=system_metrics)
+        resumed = mlflow.start_run(run_id=run_id, nested=nested, log_system_metrics=system_metrics)
+        mlflow.set_tag(TAG_STATUS, "running")  # it may say "failed" from the attempt it resumes
+        return resumed
     run = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=stage,
@@ -208,6 +210,13 @@ def mark_finished(run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient().set_tag(run_id, TAG_STATUS, "finished")
+
+
+def mark_failed(run_id: str) -> None:
+    """The stage raised: say so in the tag the UI filters on (a resumable stage still re-opens the run)."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_tag(run_id, TAG_STATUS, "failed")
 
 
 def log_params(params: dict) -> None:

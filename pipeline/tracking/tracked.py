@@ -1,8 +1,8 @@
 """The one place a stage's MLflow run is started and ended: start (or re-open), mark FAILED on error, finish.
 
 A stage inside another (prepare/train/score inside `run`) becomes a nested run of the outer one, so the UI
-groups a pipeline execution. A run ended FAILED keeps its status tag "running": a resumable stage (train)
-re-opens it on the next attempt with the same config.
+groups a pipeline execution. A run that raised ends FAILED with the tag `pipeline.status=failed`; a resumable
+stage (train) re-opens any unfinished run on the next attempt with the same config.
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ def tracked_stage(
         # next attempt with the same config re-opens it (a resumable stage) rather than waiting out the retries here.
         try:
             with scoped_env(NO_CLIENT_RETRIES):
+                runs.mark_failed(run.info.run_id)
                 runs.end_run("FAILED")
         except Exception as exc:  # noqa: BLE001 - the TrackingError being raised is the one to report
             log.warning("could not mark run %s FAILED (%s); it stays open", run.info.run_id, type(exc).__name__)
         raise
     except BaseException:
+        runs.mark_failed(run.info.run_id)
         runs.end_run("FAILED")
         raise
     runs.mark_finished(run.info.run_id)

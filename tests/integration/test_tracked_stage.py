@@ -22,11 +22,12 @@ def test_failed_stage_is_marked_failed_and_resumed_then_finished(config):
         raise RuntimeError("boom")
     client = mlflow.tracking.MlflowClient()
     failed = client.get_run(first.run_id)
-    assert failed.info.status == "FAILED" and failed.data.tags[runs.TAG_STATUS] == "running"
+    assert failed.info.status == "FAILED" and failed.data.tags[runs.TAG_STATUS] == "failed"
     assert mlflow.active_run() is None
 
     with tracked_stage(config, "train", resume=True) as second:
         assert second.resumed and second.run_id == first.run_id
+        assert client.get_run(first.run_id).data.tags[runs.TAG_STATUS] == "running"
     finished = client.get_run(first.run_id)
     assert finished.info.status == "FINISHED" and finished.data.tags[runs.TAG_STATUS] == "finished"
 
@@ -42,4 +43,5 @@ def test_inner_stage_nests_under_the_outer_and_failure_ends_both(config):
     assert client.get_run(inner.run_id).data.tags["mlflow.parentRunId"] == outer.run_id
     assert client.get_run(inner.run_id).info.status == "FAILED"
     assert client.get_run(outer.run_id).info.status == "FAILED"
+    assert {client.get_run(r).data.tags[runs.TAG_STATUS] for r in (inner.run_id, outer.run_id)} == {"failed"}
     assert mlflow.active_run() is None
