@@ -50,7 +50,28 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.show:
         sys.stdout.write(dump_yaml(config))
     else:
-        log.info("config is valid")
+        log.info("config is valid (settings only: `python -m pipeline check` also checks files and columns)")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pipeline.config.schema import SparkConfig
+    from pipeline.data.column_check import check_columns, table_columns
+    from pipeline.data.session import build_spark
+    from pipeline.data.sources import check_source_files
+    from pipeline.data.storage import Storage
+
+    config = _load(args)
+    # A local session whatever spark.master says: the check reads headers on the driver and runs no job.
+    spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-check"))
+    try:
+        files = {source.name: check_source_files(Storage(spark), source) for source in config.data.sources}
+        columns = table_columns(spark, config.data)
+        check_columns(columns, config)
+    finally:
+        spark.stop()
+    found = ", ".join(f"{name}: {n} file(s)" for name, n in files.items())
+    log.info("config, files and columns are valid (%s; the table has %d columns)", found, len(columns))
     return 0
 
 
@@ -207,12 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show stack traces and DEBUG logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    _add_setup_commands(sub)
+    _add_stage_commands(sub)
+    return parser
 
+
+def _add_setup_commands(sub) -> None:
+    """Commands that help write a config: config, check, demo-data, infer-schema."""
     p = sub.add_parser("config", help="validate the merged config; --show prints it")
     _add_config_args(p)
     p.add_argument("--show", action="store_true", help="print the effective config as YAML")
     p.add_argument("--reference", action="store_true", help="print every key, type, default and meaning (markdown)")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("check", help="check the config against the sources: files, headers, every named column")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("demo-data", help="write a demo's raw data: flights CSV, digits PNG files, reviews JSON lines")
     p.add_argument("--dataset", choices=["flights", "digits", "reviews"], default="flights", help="default: flights")
@@ -227,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="Spark reader option")
     p.set_defaults(func=_cmd_infer_schema)
 
+
+def _add_stage_commands(sub) -> None:
+    """The stages and their chains."""
     p = sub.add_parser("prepare", help="raw sources -> clean and quarantined rows, features (Parquet), feature spec")
     _add_config_args(p)
     p.set_defaults(func=_cmd_prepare)
@@ -262,7 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
         _add_selection_args(p, date_default)
         p.add_argument("--force-promote", action="store_true", help="make the new version @champion regardless")
         p.set_defaults(func=_cmd_run if name == "run" else _cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

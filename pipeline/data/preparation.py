@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
+from pipeline.data.column_check import check_columns, table_columns
 from pipeline.data.features import fit_spec, transform
 from pipeline.data.label_domain import resolve_label_domain
 from pipeline.data.quality import (
@@ -57,6 +58,7 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         DataError: unreadable/empty sources, bad SQL, counts that do not reconcile, empty train split.
     """
     _require_label(config)
+    check_columns(table_columns(spark, config.data), config)  # analysis only: a typo fails before any job
     started = time.perf_counter()
     phases: dict[str, float] = {}
     storage = Storage(spark)

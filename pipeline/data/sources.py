@@ -189,6 +189,16 @@ def _unconverted(column: str, value, verb: str, target: str):
     )
 
 
+def check_source_files(storage: Storage, source: SourceConfig) -> int:
+    """Driver, no Spark job: the source's files exist and hold data, a CSV's headers match its schema; the count."""
+    if source.format == "image":
+        return len(storage.glob_files(source.path))
+    files = _check_files(storage, source)
+    if source.format == "csv":
+        _check_csv_header(storage, source, files, csv_options(storage, source, files))
+    return len(files)
+
+
 def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSource:
     """Read one source once (persisted), split into valid rows and quarantined rows with reasons."""
     from pyspark import StorageLevel

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pandas as pd
 import pytest
@@ -103,25 +102,6 @@ def test_user_mistakes_are_clear_errors(spark, tmp_path):
         infer_source(spark, str(tmp_path / "ok.csv"), name="my-source")
     with pytest.raises(ConfigError, match="--sample-rows 0 is too small. Fix:"):
         infer_source(spark, str(tmp_path / "ok.csv"), sample_rows=0)
-
-
-@pytest.fixture
-def cli_session(spark, monkeypatch):
-    """The CLI builds a local[1] session and stops it; here it gets the suite's session and leaves it running."""
-    import pipeline.data.session
-
-    masters = []
-
-    def build_spark(cfg):
-        masters.append(cfg.master)
-        return spark
-
-    monkeypatch.setattr(pipeline.data.session, "build_spark", build_spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
-    levels = {name: logging.getLogger(name).level for name in ("pipeline", "py4j")}
-    yield masters
-    for name, level in levels.items():  # main() sets these for a real command line
-        logging.getLogger(name).setLevel(level)
 
 
 def test_cli_prints_yaml_to_paste(cli_session, tmp_path, capsys):
