@@ -308,9 +308,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pipeline").setLevel(logging.DEBUG if args.debug else logging.INFO)
     logging.getLogger("py4j").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if not sys.stderr.isatty():  # scheduler logs: no "Downloading artifacts" bar per artifact (inherited by workers)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): not an error of ours; keep the exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except PipelineError as exc:
         if args.debug:
             raise

@@ -33,7 +33,14 @@ def pipeline_summary(config, outcome) -> None:
     if promotion.baseline_metric is not None:
         verdict = "beats" if promotion.beats_baseline else "does NOT beat"
         log.info("         %s the constant baseline: %s %.4f", verdict, promotion.metric, promotion.baseline_metric)
-    log.info("score:   %d rows -> %s", scored.rows_scored, scored.output_path)
+    log.info(
+        "score:   %d rows scored + %d quarantined, by %s version %s -> %s",
+        scored.rows_scored,
+        scored.rows_quarantined,
+        scored.model.name,
+        scored.model.version,
+        scored.output_path,
+    )
     ui_hint(config)
 
 
