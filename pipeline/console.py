@@ -27,6 +27,8 @@ def pipeline_summary(config, outcome) -> None:
         trained.result.best_metric,
         test,
     )
+    if trained.result.ended_on_its_best_epoch:
+        log.info("         the best epoch was the last one allowed: still improving? raise train.epochs")
     promotion = trained.promotion
     aliases = "@candidate @champion" if promotion.promoted else "@candidate"
     log.info("model:   %s version %s %s (%s)", trained.model.name, trained.model.version, aliases, promotion.reason)

@@ -133,6 +133,13 @@ def _log_result(plan: TrainPlan, result: RankResult) -> None:
     where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
     log.info("ranks ran on: %s", where)
     runs.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
+    if result.ended_on_its_best_epoch:
+        runs.set_tags({"train.still_improving": "true"})
+        log.warning(
+            "the best epoch is the last of the %d allowed: the model may still be improving. Fix: raise "
+            "train.epochs (when null it allows about 2,000 optimizer steps)",
+            plan.epochs,
+        )
 
 
 def load_result(run_id: str) -> RankResult:

@@ -85,3 +85,8 @@ class RankResult:
     workers: list[dict]  # where each rank ran (pipeline/worker/placement.py)
     stopped_by_callback: bool = False  # an epoch callback asked to stop (a pruned tuning trial)
     resumed_from_step: int = 0  # steps of resumed_from_epoch a mid-epoch checkpoint already held
+
+    @property
+    def ended_on_its_best_epoch(self) -> bool:
+        """The epoch budget ran out on the best epoch so far: the model may still have been improving."""
+        return not self.stopped_early and not self.stopped_by_callback and self.best_epoch + 1 == self.epochs_run
