@@ -25,7 +25,8 @@ class NumericFeature(Frozen):
     clip: tuple[float, float] | None = None
     """[low, high] applied before the transform."""
     missing_indicator: bool = True
-    """Add a 0/1 column telling the model the value was imputed (median of train)."""
+    """Add a 0/1 column telling the model the value was imputed (median of train), for columns with a null, NaN or
+    infinite value in train; where train had none, a missing value at scoring time is imputed without one."""
 
 
 class CategoricalFeature(Frozen):

@@ -215,7 +215,8 @@ def _numeric_stats(feature, moments: Moments, n_train: int) -> NumericStats:
         std=float(std),
         log1p=feature.log1p,
         clip=tuple(feature.clip) if feature.clip else None,
-        missing_indicator=feature.missing_indicator,
+        # An indicator only where train had a value to impute: a column that is always 0 teaches the model nothing.
+        missing_indicator=feature.missing_indicator and moments.count < n_train,
     )
 
 
