@@ -90,6 +90,13 @@ def _cmd_infer_schema(args: argparse.Namespace) -> int:
     spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-infer-schema"))
     try:
         source = infer_source(spark, args.path, args.format, args.name, options, args.sample_rows)
+        if args.features:
+            from pipeline.data.feature_draft import draft_config
+            from pipeline.data.schema_inference import read_sample
+
+            sample = read_sample(spark, source, args.sample_rows)
+            sys.stdout.write(draft_config(source, sample, args.features, args.task))
+            return 0
     finally:
         spark.stop()
     # A YAML comment, so the whole output can be pasted; numeric-looking ids are the usual thing to fix.
@@ -256,6 +263,8 @@ def _add_setup_commands(sub) -> None:
     p.add_argument("--name", default=None, help="source (view) name; default: from the file name")
     p.add_argument("--sample-rows", type=int, default=10_000, metavar="N", help="lines to infer from (default 10000)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="Spark reader option")
+    p.add_argument("--features", metavar="LABEL", default=None, help="draft key, features, label and split too")
+    p.add_argument("--task", choices=["binary", "multiclass", "regression"], default=None, help="with --features")
     p.set_defaults(func=_cmd_infer_schema)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -124,3 +125,22 @@ def trained_flights(trained_flights_session):
     config, _ = trained_flights_session
     runs.configure(config.tracking, config.spark.master)
     return trained_flights_session
+
+
+@pytest.fixture
+def cli_session(spark, monkeypatch):
+    """The CLI builds a local[1] session and stops it; here it gets the suite's session and leaves it running."""
+    import pipeline.data.session
+
+    masters = []
+
+    def build_spark(cfg):
+        masters.append(cfg.master)
+        return spark
+
+    monkeypatch.setattr(pipeline.data.session, "build_spark", build_spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)
+    levels = {name: logging.getLogger(name).level for name in ("pipeline", "py4j")}
+    yield masters
+    for name, level in levels.items():  # main() sets these for a real command line
+        logging.getLogger(name).setLevel(level)

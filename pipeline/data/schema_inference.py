@@ -153,6 +153,22 @@ def _drop_corrupt(fields, path: str, lowered: dict[str, str]) -> list:
     return kept
 
 
+def read_sample(spark, source: dict, sample_rows: int):
+    """Up to `sample_rows` rows of a drafted source, typed by its schema, as pandas (for infer-schema --features)."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField(c, T._parse_datatype_string(t)) for c, t in source["schema"].items()])
+    options = dict(source.get("options", {}))
+    if source["format"] == "parquet":
+        frame = spark.read.options(**options).parquet(source["path"])
+    elif source["format"] == "csv":
+        reader = spark.read.options(**csv_reader_options(options, ())).option("header", "true").schema(schema)
+        frame = reader.csv(source["path"])
+    else:
+        frame = spark.read.options(**options).schema(schema).json(source["path"])
+    return frame.limit(sample_rows).toPandas()
+
+
 def source_yaml(source: dict) -> str:
     """The entry as YAML to paste under data.sources (a one-item list, one column per line)."""
     return yaml.safe_dump([source], sort_keys=False, default_flow_style=False, width=100)

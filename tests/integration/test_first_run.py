@@ -1,14 +1,14 @@
 """A new user's first run: two generated datasets, default training settings, prepare -> train -> score.
 
 A regression whose target is in the hundreds of thousands (unscaled, the network predicted about zero) and a
-1,500-row binary task with a text label (the fixed 1024-row batch gave ~10 optimizer steps in all). Both must
+1,500-row, 35-column binary task with a text label (the fixed 1024-row batch gave ~10 optimizer steps in all), its
+whole config drafted by `infer-schema --features`. Both must
 beat the constant predictor and be promoted; predictions come back in the label's own units; scoring works
 without dates.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 import mlflow
@@ -41,6 +41,8 @@ def house_prices(path, rows: int = 4000) -> None:
 
 
 def churn(path, rows: int = 1500) -> None:
+    """A wide churn export (35 columns): the signal in tenure, charges and plan, plus ids, a date, a free-text note,
+    noise numbers and codes, and three rows whose label is neither Yes nor No."""
     rng = np.random.default_rng(4)
     tenure = rng.exponential(24, rows)
     charges = rng.normal(70, 20, rows)
@@ -48,29 +50,23 @@ def churn(path, rows: int = 1500) -> None:
     logit = -1.0 - 0.06 * tenure + 0.03 * (charges - 70) + np.where(plan == "basic", 1.0, 0.0)
     left = rng.random(rows) < 1 / (1 + np.exp(-logit))
     frame = pd.DataFrame(
-        {"id": range(rows), "tenure": tenure.round(2), "charges": charges.round(2), "plan": plan}
-    ).assign(churned=np.where(left, "Yes", "No"))
-    frame.to_csv(path, index=False)
-
-
-def overlay(tmp_path, name: str, csv, schema: dict, features: dict) -> object:
-    """A dataset config as a user writes it: sources, features, label; nothing about training."""
-    conf = tmp_path / f"{name}.yaml"
-    conf.write_text(
-        json.dumps(
-            {
-                "work_dir": str(tmp_path / name),
-                "data": {
-                    "sources": [{"name": name, "format": "csv", "path": str(csv), "schema": schema}],
-                    "key_columns": ["id"],
-                },
-                "features": features,
-                "split": {"method": "hash", "key": "id"},
-                "tracking": {"model_name": name},
-            }
-        )
+        {
+            "id": range(rows),
+            "customer_uuid": [f"c-{rng.integers(1 << 40):x}-{i}" for i in range(rows)],
+            "tenure": tenure.round(2),
+            "charges": charges.round(2),
+            "plan": plan,
+            "signed_up": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D"),
+            "note": [f"customer wrote about {rng.choice(['billing', 'speed', 'support'])} " * 4 for _ in range(rows)],
+        }
     )
-    return load_config([conf, ROOT / "conf/local.yaml"])
+    for i in range(20):
+        frame[f"metric_{i}"] = rng.normal(size=rows).round(3)
+    for i in range(7):
+        frame[f"code_{i}"] = rng.choice(list("abcdef"), rows)
+    frame["churned"] = np.where(left, "Yes", "No")
+    frame.loc[[5, 50, 500], "churned"] = "maybe"
+    frame.to_csv(path, index=False)
 
 
 def docs_minimal_config(tmp_path, monkeypatch):
@@ -113,22 +109,29 @@ def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path, monk
     assert np.sqrt(((predictions["prediction"] - predictions["price"]) ** 2).mean()) < 0.5 * baseline
 
 
-def test_small_binary_text_label_with_defaults(spark, tmp_path):
+def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, capsys):
+    """infer-schema --features drafts the whole config of a wide table, and the draft runs as is."""
+    from pipeline.cli import main
+
     csv = tmp_path / "churn.csv"
     churn(csv)
-    config = overlay(
-        tmp_path,
-        "churn",
-        csv,
-        {"id": "bigint", "tenure": "double", "charges": "double", "plan": "string", "churned": "string"},
-        {
-            "numeric": [{"name": "tenure"}, {"name": "charges"}],
-            "categorical": [{"name": "plan"}],
-            "label": {"column": "churned", "task": "binary", "positive": "Yes"},
-        },
+    assert main(["infer-schema", str(csv), "--features", "churned"]) == 0
+    draft = capsys.readouterr().out
+    assert "# customer_uuid: an identifier" in draft and "# signed_up: a date/time" in draft
+    (tmp_path / "churn.yaml").write_text(draft)
+    config = load_config(
+        [tmp_path / "churn.yaml", ROOT / "conf/local.yaml"],
+        [f"work_dir={tmp_path / 'churn'}", "tracking.model_name=churn"],
     )
+    features = config.features
+    assert features.label.task == "binary" and features.label.positive == "Yes" and config.split.key == "id"
+    assert [t.name for t in features.texts] == ["note"] and len(features.numeric) == 22
+    assert {c.name for c in features.categorical} == {"plan", *(f"code_{i}" for i in range(7))}
+
     prepared = run_prepare(spark, config)
     assert 0.1 < prepared.report.train_label_mean < 0.6  # "Yes" encoded as 1 before fitting
+    reasons = {r["reason"]: r["rows"] for r in prepared.report.quarantine_reasons}
+    assert reasons == {"label 'maybe' not in ['No', 'Yes']": 3}  # never trained as "No"
 
     outcome = run_train(spark, config)
     assert outcome.result.steps_per_epoch >= 30  # a batch sized to the data, not 1024 rows
@@ -143,7 +146,9 @@ def test_small_binary_text_label_with_defaults(spark, tmp_path):
         prepared.spec, resolved_model(config.train.model), outcome.result.best_model_path, validation
     )
     runs.configure(config.tracking, config.spark.master)
-    scores = registry.load_pyfunc(outcome.model.uri).predict(validation[prepared.spec.input_columns])["probability"]
+    predicted = registry.load_pyfunc(outcome.model.uri).predict(validation[prepared.spec.input_columns])
+    assert set(predicted["prediction"]) <= {"Yes", "No"} and set(predicted["probability_of"]) == {"Yes"}
+    scores = predicted["probability"]
     truth = validation["churned"].eq("Yes").to_numpy()
 
     def f1(t: float) -> float:
