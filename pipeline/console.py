@@ -27,6 +27,9 @@ def pipeline_summary(config, outcome) -> None:
         trained.result.best_metric,
         test,
     )
+    if trained.promotion.candidate_interval:
+        low, high = trained.promotion.candidate_interval
+        log.info("         %s 95%% interval %.4f to %.4f (a small test split)", trained.promotion.metric, low, high)
     if trained.result.ended_on_its_best_epoch:
         log.info("         the best epoch was the last one allowed: still improving? raise train.epochs")
     promotion = trained.promotion

@@ -10,6 +10,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.errors import DataError
 from pipeline.evaluation import plots
 from pipeline.evaluation.baseline import constant_baseline
+from pipeline.evaluation.bootstrap import Interval, metric_interval
 from pipeline.evaluation.threshold import choose_threshold
 from pipeline.launch.launchers import check_slots
 from pipeline.launch.model_check import ModelCheck
@@ -177,23 +178,17 @@ def register_and_evaluate(
         spec, model_config, result.best_model_path, config.tracking.model_name, inputs.head(5), plan.model_code
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
+    truth, predicted = _test_outcomes(spec, test, predictions, model_config)
     figures = {"learning_curves.png": plots.learning_curves(result.history, plan.monitor)}
-    if spec.label.task == "binary":
-        y_true = spec.label.binary_targets(test[spec.label.column])
-        figures |= plots.classification_figures(y_true, predictions["probability"].to_numpy())
-    elif spec.label.task == "regression":
-        y_true = test[spec.label.column].to_numpy(dtype="float64")
-        figures |= plots.regression_figures(y_true, predictions["prediction"].to_numpy())
-    else:
-        actual = test[spec.label.column].astype("string").to_numpy()
-        figures |= plots.multiclass_figures(actual, predictions["prediction"].to_numpy(), list(spec.label.classes))
+    figures |= _test_figures(spec, truth, predicted)
     for name, figure in figures.items():
         runs.log_figure(figure, f"plots/{name}")
     metric = config.tracking.promote_metric or "test_" + plan.monitor.removeprefix("val_")
     baseline = constant_baseline(spark, layout, spec.label, metric)
     if baseline is not None:
         runs.log_metrics({f"baseline_{metric}": baseline})
-    decision = registry.promote(model, metric, higher_is_better(metric), force, baseline)
+    interval = _small_test_interval(metric, truth, predicted)
+    decision = registry.promote(model, metric, higher_is_better(metric), force, baseline, interval)
     runs.log_dict(asdict(decision), "registry/promotion.json")
     registry.describe_version(
         model,
@@ -216,6 +211,52 @@ def register_and_evaluate(
         }
     )
     return model, decision
+
+
+def _test_outcomes(spec: FeatureSpec, test, predictions, model_config: dict) -> tuple[dict, dict]:
+    """Truth and predictions of the test split as numpy, keyed by what metrics and plots compare."""
+    label = spec.label
+    if label.task == "binary":
+        probability = predictions["probability"].to_numpy()
+        y_true = label.binary_targets(test[label.column])
+        decided = (probability >= model_config.get("decision_threshold", 0.5)).astype("float64")
+        return {"y": y_true}, {"probability": probability, "decided": decided}
+    if label.task == "regression":
+        return {"y": test[label.column].to_numpy(dtype="float64")}, {"value": predictions["prediction"].to_numpy()}
+    actual = test[label.column].astype("string").to_numpy()
+    return {"class": actual}, {"class": predictions["prediction"].to_numpy()}
+
+
+def _test_figures(spec: FeatureSpec, truth: dict, predicted: dict) -> dict:
+    if spec.label.task == "binary":
+        return plots.classification_figures(truth["y"], predicted["probability"])
+    if spec.label.task == "regression":
+        return plots.regression_figures(truth["y"], predicted["value"])
+    return plots.multiclass_figures(truth["class"], predicted["class"], list(spec.label.classes))
+
+
+def _small_test_interval(metric: str, truth: dict, predicted: dict) -> Interval | None:
+    """The bootstrap interval of the promotion metric on a small test split, logged beside it (else None)."""
+    name = metric.removeprefix("test_")
+    pairs = {
+        "auc": ("y", "probability"),
+        "accuracy": ("y", "decided") if "decided" in predicted else ("class", "class"),
+        "rmse": ("y", "value"),
+        "mae": ("y", "value"),
+    }
+    if name not in pairs:
+        return None
+    interval = metric_interval(metric, truth[pairs[name][0]], predicted[pairs[name][1]])
+    if interval is not None:
+        runs.log_metrics({f"{metric}_ci_low": interval.low, f"{metric}_ci_high": interval.high})
+        log.info(
+            "%s: 95%% bootstrap interval %.4f to %.4f on %d test rows",
+            metric,
+            interval.low,
+            interval.high,
+            interval.rows,
+        )
+    return interval
 
 
 def _version_description(config: PipelineConfig, plan: TrainPlan, result: RankResult, decision: Promotion) -> str:

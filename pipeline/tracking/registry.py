@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -23,6 +24,9 @@ from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHT
 from pipeline.model.spec import FeatureSpec
 from pipeline.tracking import promotion_race
 from pipeline.worker.user_code import CodeArchive
+
+if TYPE_CHECKING:
+    from pipeline.evaluation.bootstrap import Interval
 
 log = logging.getLogger(__name__)
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -66,6 +70,7 @@ class Promotion:
     previous_champion_version: str | None
     baseline_metric: float | None = None  # the constant predictor's value of `metric` on the same test split
     beats_baseline: bool | None = None
+    candidate_interval: tuple[float, float] | None = None  # 95% bootstrap interval of `metric` (small test split)
 
 
 def signature_for(spec: FeatureSpec):
@@ -165,11 +170,17 @@ def describe_version(model: RegisteredModel, description: str, tags: dict[str, s
 
 
 def promote(
-    model: RegisteredModel, metric: str, higher_is_better: bool, force: bool, baseline: float | None = None
+    model: RegisteredModel,
+    metric: str,
+    higher_is_better: bool,
+    force: bool,
+    baseline: float | None = None,
+    interval: Interval | None = None,
 ) -> Promotion:
     """Give `champion` to the candidate if its test metric beats the current champion's (or none exists).
 
     A candidate that does not beat `baseline` (the constant predictor) is never promoted, not even by `force`.
+    With `interval` (a small test split), beating the champion by less than its half-width is not better.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -190,6 +201,8 @@ def promote(
         why = f"{metric} {candidate_value:.5f} does not beat the constant baseline {baseline:.5f}: not promoted"
     else:
         promoted, why = _decide(metric, candidate_value, champion, champion_value, force, higher_is_better)
+        if promoted and not force and champion_value is not None and interval is not None:
+            promoted, why = _beyond_noise(metric, candidate_value, champion_value, interval, why)
     if promoted:
         promoted, why = _take_champion(client, model, metric, candidate_value, champion, force, higher_is_better, why)
     decision = Promotion(
@@ -203,6 +216,7 @@ def promote(
         previous_champion_version=str(champion.version) if champion else None,
         baseline_metric=baseline,
         beats_baseline=beats_baseline,
+        candidate_interval=(interval.low, interval.high) if interval else None,
     )
     log.info("promotion of %s v%s: %s (%s)", model.name, model.version, "champion" if promoted else "kept", why)
     return decision
@@ -238,6 +252,17 @@ def _decide(metric, candidate_value, champion, champion_value, force: bool, high
     return (
         better,
         f"{metric} {candidate_value:.5f} {'beats' if better else 'does not beat'} champion {champion_value:.5f}",
+    )
+
+
+def _beyond_noise(metric: str, candidate: float, champion: float, interval: Interval, why: str) -> tuple[bool, str]:
+    """A better metric on a small test split counts only when the margin exceeds the bootstrap half-width."""
+    margin, noise = abs(candidate - champion), interval.half_width
+    if margin > noise:
+        return True, f"{why}, by {margin:.4f}, more than the noise (+-{noise:.4f} on {interval.rows} test rows)"
+    return False, (
+        f"{metric} {candidate:.5f} beats champion {champion:.5f} by {margin:.4f}, within the noise "
+        f"(+-{noise:.4f} on {interval.rows} test rows): not called better"
     )
 
 

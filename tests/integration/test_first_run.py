@@ -137,6 +137,9 @@ def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, 
     assert outcome.result.steps_per_epoch >= 30  # a batch sized to the data, not 1024 rows
     assert outcome.promotion.baseline_metric == 0.5
     assert outcome.result.test_metrics["test_auc"] > 0.7
+    low, high = outcome.promotion.candidate_interval  # ~150 test rows: the metric comes with its noise
+    assert low < outcome.result.test_metrics["test_auc"] < high and high - low > 0.02
+    assert mlflow.tracking.MlflowClient().get_run(outcome.run_id).data.metrics["test_auc_ci_low"] == low
     assert outcome.promotion.beats_baseline and outcome.promotion.promoted
 
     # The validation-chosen threshold is at least as good on F1 as the fixed 0.5.
