@@ -14,6 +14,9 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("HOROVOD_GLOO_IFACE", "lo")
+# Every `mlflow server` the tests start inherits this: MLflow 3's job runner (7 huey consumer processes, for GenAI
+# features the pipeline does not use) costs seconds of CPU per server start on 2 cores.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 @pytest.fixture(scope="session")
