@@ -157,3 +157,18 @@ def udf_predictions(spark, model_uri: str, rows, key: str, columns: list[str]):
     scored = frame.select(key, udf(F.struct(*[F.col(c) for c in columns])).alias("p"))
     by_udf = scored.select(key, "p.probability", "p.prediction").toPandas().set_index(key)
     return by_udf.loc[rows[key]]
+
+
+def churn_frame(rows: int, seed: int = 4):
+    """A churn table as pandas: id, tenure, charges, plan and a Yes/No `churned` that depends on all three (the
+    small-table benchmark and the first-run test)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    tenure = rng.exponential(24, rows)
+    charges = rng.normal(70, 20, rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    logit = -1.0 - 0.06 * tenure + 0.03 * (charges - 70) + np.where(plan == "basic", 1.0, 0.0)
+    left = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame({"id": range(rows), "tenure": tenure.round(2), "charges": charges.round(2), "plan": plan})
+    return frame.assign(churned=np.where(left, "Yes", "No"))

@@ -22,7 +22,7 @@ from pipeline.launch.planning import resolved_model
 from pipeline.layout import Layout
 from pipeline.stages.train import clean_split_rows
 from pipeline.tracking import registry, runs
-from tests.helpers import ROOT, run_prepare, run_score, run_train
+from tests.helpers import ROOT, churn_frame, run_prepare, run_score, run_train
 
 pytestmark = pytest.mark.integration
 
@@ -43,28 +43,17 @@ def house_prices(path, rows: int = 4000) -> None:
 def churn(path, rows: int = 1500) -> None:
     """A wide churn export (35 columns): the signal in tenure, charges and plan, plus ids, a date, a free-text note,
     noise numbers and codes, and three rows whose label is neither Yes nor No."""
-    rng = np.random.default_rng(4)
-    tenure = rng.exponential(24, rows)
-    charges = rng.normal(70, 20, rows)
-    plan = rng.choice(["basic", "plus", "pro"], rows)
-    logit = -1.0 - 0.06 * tenure + 0.03 * (charges - 70) + np.where(plan == "basic", 1.0, 0.0)
-    left = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    frame = pd.DataFrame(
-        {
-            "id": range(rows),
-            "customer_uuid": [f"c-{rng.integers(1 << 40):x}-{i}" for i in range(rows)],
-            "tenure": tenure.round(2),
-            "charges": charges.round(2),
-            "plan": plan,
-            "signed_up": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D"),
-            "note": [f"customer wrote about {rng.choice(['billing', 'speed', 'support'])} " * 4 for _ in range(rows)],
-        }
-    )
+    rng = np.random.default_rng(5)
+    frame = churn_frame(rows)
+    label = frame.pop("churned")
+    frame.insert(1, "customer_uuid", [f"c-{rng.integers(1 << 40):x}-{i}" for i in range(rows)])
+    frame["signed_up"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D")
+    frame["note"] = [f"customer wrote about {rng.choice(['billing', 'speed', 'support'])} " * 4 for _ in range(rows)]
     for i in range(20):
         frame[f"metric_{i}"] = rng.normal(size=rows).round(3)
     for i in range(7):
         frame[f"code_{i}"] = rng.choice(list("abcdef"), rows)
-    frame["churned"] = np.where(left, "Yes", "No")
+    frame["churned"] = label
     frame.loc[[5, 50, 500], "churned"] = "maybe"
     frame.to_csv(path, index=False)
 
