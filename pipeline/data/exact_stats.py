@@ -18,6 +18,7 @@ about 1e-20 * n (the range is at most 2 std sqrt(n)), 1e-11 at a billion rows; t
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ BRACKET = 3 / ACCURACY  # quantiles 0.5 -/+ BRACKET enclose the median's rank, w
 # 18 integer digits: sums of up to 10^17 values of |u| <= 2 fit. Past that Spark fails the job (ANSI mode, the
 # default) or returns null (ANSI off), which `_moments_of` reports; it never returns a wrong total.
 EXACT = "decimal(38,20)"
+TARGETS_PER_BRANCH = 6  # struct entries per exploded array in the exact pass (see _exact_pass)
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,14 @@ def _exact_pass(train, targets: list[Target], frames: dict[str, _Frame]) -> dict
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    entries = F.array(*[_entry(t, frames[t.key]) for t in targets])
-    values = train.select(F.explode(entries).alias("e")).where(F.col("e").isNotNull()).select("e.*")
+    # A few targets per branch: one array of 30 decimal structs generates a Java method over the JVM's 64 KB limit
+    # (Spark then logs a compile error and falls back to slower interpreted code). The branches are one job.
+    branches = [
+        train.select(F.explode(F.array(*[_entry(t, frames[t.key]) for t in chunk])).alias("e"))
+        for chunk in (targets[i : i + TARGETS_PER_BRANCH] for i in range(0, len(targets), TARGETS_PER_BRANCH))
+    ]
+    exploded = functools.reduce(lambda a, b: a.unionByName(b), branches)
+    values = exploded.where(F.col("e").isNotNull()).select("e.*")
     groups = values.groupBy("key", "side", "value").agg(
         F.count(F.lit(1)).alias("n"), F.sum("u").alias("u"), F.sum("u2").alias("u2")
     )
