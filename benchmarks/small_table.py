@@ -3,9 +3,13 @@
 A user's first table is often small; then fixed costs, not rows, decide how long the chain takes. This runs the
 chain as a user does (a fresh process, the CLI, conf/local.yaml: local[2], 2 Horovod workers, SQLite MLflow
 store) on a generated churn table (1,500 rows, 5 columns, a Yes/No label) and splits the wall time with the
-timestamps MLflow recorded: the start of each nested run, the end of each, and each epoch's metric.
+timestamps MLflow recorded: the start of each nested run, the end of each, and each epoch's metric. `--wide` uses
+the 35-column table of the first-run test instead (22 numbers, 8 codes, a free-text note, an id, a date).
 
-    python benchmarks/small_table.py [--rows 1500] [--repeat 2]
+    python benchmarks/small_table.py [--rows 1500] [--repeat 2] [--repo PATH]
+
+`--repo` runs another checkout's pipeline (its own conf/local.yaml) with this script's python: the before/after
+figures of benchmarks/README.md come from one machine that way.
 
 Phases: `startup` (process start -> the pipeline run exists: imports, config, Spark session), `prepare`,
 `train_launch` (train run start -> first epoch's metric: plan, slot check, Horovod start, epoch 1), `epochs`
@@ -29,53 +33,41 @@ RESULTS = ROOT / "benchmarks" / "results"
 GOAL_S = 45.0
 
 
-def churn_table(path: Path, rows: int) -> None:
+def churn_table(path: Path, rows: int, wide: bool) -> dict:
+    """Write the table (the first-run test's, narrow or 35 columns wide) and return its config."""
     sys.path.insert(0, str(ROOT))
-    from tests.helpers import churn_frame  # the first-run test's table, narrow
+    from tests.helpers import churn_frame, wide_churn_frame
 
-    churn_frame(rows).to_csv(path, index=False)
-
-
-def config_yaml(csv: Path, work: Path) -> str:
-    return json.dumps(
-        {
-            "work_dir": str(work),
-            "data": {
-                "sources": [
-                    {
-                        "name": "churn",
-                        "format": "csv",
-                        "path": str(csv),
-                        "schema": {
-                            "id": "bigint",
-                            "tenure": "double",
-                            "charges": "double",
-                            "plan": "string",
-                            "churned": "string",
-                        },
-                    }
-                ],
-                "key_columns": ["id"],
-            },
-            "features": {
-                "numeric": [{"name": "tenure"}, {"name": "charges"}],
-                "categorical": [{"name": "plan"}],
-                "label": {"column": "churned", "task": "binary", "positive": "Yes"},
-            },
-            "split": {"method": "hash", "key": "id"},
-            "tracking": {"model_name": "churn"},
-        }
-    )
+    frame = wide_churn_frame(rows) if wide else churn_frame(rows)
+    frame.to_csv(path, index=False)
+    kinds = {"int64": "bigint", "float64": "double"}
+    schema = {c: kinds.get(str(t), "timestamp" if "datetime" in str(t) else "string") for c, t in frame.dtypes.items()}
+    numeric = [c for c, t in schema.items() if t == "double"]
+    categorical = [c for c in frame.columns if c == "plan" or c.startswith("code_")]
+    features = {
+        "numeric": [{"name": c} for c in numeric],
+        "categorical": [{"name": c} for c in categorical],
+        "label": {"column": "churned", "task": "binary", "positive": "Yes"},
+    }
+    if wide:
+        features["texts"] = [{"name": "note"}]
+    source = {"name": "churn", "format": "csv", "path": str(path), "schema": schema}
+    return {
+        "data": {"sources": [source], "key_columns": ["id"]},
+        "features": features,
+        "split": {"method": "hash", "key": "id"},
+        "tracking": {"model_name": "churn"},
+    }
 
 
-def run_once(folder: Path, rows: int) -> dict:
+def run_once(folder: Path, rows: int, repo: Path, wide: bool) -> dict:
     csv, work = folder / "churn.csv", folder / "work"
-    churn_table(csv, rows)
+    config = churn_table(csv, rows, wide)
     conf = folder / "churn.yaml"
-    conf.write_text(config_yaml(csv, work))
-    command = [sys.executable, "-m", "pipeline", "run", "--conf", str(conf), "--conf", str(ROOT / "conf/local.yaml")]
+    conf.write_text(json.dumps({"work_dir": str(work), **config}))
+    command = [sys.executable, "-m", "pipeline", "run", "--conf", str(conf), "--conf", str(repo / "conf/local.yaml")]
     started = time.time()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
     ended = time.time()
     if done.returncode != 0:
         raise SystemExit(f"the chain failed:\n{done.stderr[-3000:]}")
@@ -109,6 +101,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_500)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "small_table.json"))
+    parser.add_argument("--repo", default=str(ROOT), help="checkout whose pipeline runs (default: this one)")
+    parser.add_argument("--wide", action="store_true", help="35 columns (ids, a date, a text, 22 numbers, 8 codes)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -116,11 +110,21 @@ def main() -> None:
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as folder:
             measured.append(
-                {k: round(v, 1) if isinstance(v, float) else v for k, v in run_once(Path(folder), args.rows).items()}
+                {
+                    k: round(v, 1) if isinstance(v, float) else v
+                    for k, v in run_once(Path(folder), args.rows, Path(args.repo), args.wide).items()
+                }
             )
         print(json.dumps(measured[-1]))
     best = min(measured, key=lambda m: m["total_s"])
-    result = {"rows": args.rows, "runs": measured, "best_total_s": best["total_s"], "goal_s": GOAL_S}
+    result = {
+        "rows": args.rows,
+        "wide": args.wide,
+        "repo": args.repo,
+        "runs": measured,
+        "best_total_s": best["total_s"],
+        "goal_s": GOAL_S,
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

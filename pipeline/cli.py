@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 from pipeline.console import pipeline_summary
@@ -128,11 +129,25 @@ def _with_spark(config, stage: Callable):
     # Every stage here is tracked: a store that cannot work, an unreachable server or credentials it refuses
     # fail in seconds, before Spark starts (and claims executors on a cluster). The stage checks again.
     runs.configure(config.tracking, config.spark.master)
+    # The store's first use (a new SQLite file runs MLflow's migrations: seconds) overlaps the JVM's start. Any
+    # error is left to the stage, which opens the experiment again and reports it.
+    store = threading.Thread(target=_open_experiment, args=(config.tracking,), name="open-experiment", daemon=True)
+    store.start()
     spark = build_spark(config.spark)
+    store.join()
     try:
         return stage(spark, Layout.from_config(config))
     finally:
         spark.stop()
+
+
+def _open_experiment(tracking) -> None:
+    from pipeline.tracking import runs
+
+    try:
+        runs.ensure_experiment(tracking)
+    except Exception as exc:  # noqa: BLE001 - reported by the stage, which does the same again
+        log.debug("opening the experiment early failed (%s); the stage will retry", exc)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:

@@ -172,3 +172,23 @@ def churn_frame(rows: int, seed: int = 4):
     left = rng.random(rows) < 1 / (1 + np.exp(-logit))
     frame = pd.DataFrame({"id": range(rows), "tenure": tenure.round(2), "charges": charges.round(2), "plan": plan})
     return frame.assign(churned=np.where(left, "Yes", "No"))
+
+
+def wide_churn_frame(rows: int):
+    """churn_frame widened to 35 columns as exports are: ids, a date, a free-text note, noise numbers and codes, and
+    three rows whose label is neither Yes nor No (the wide first-run test and the small-table benchmark)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    frame = churn_frame(rows)
+    label = frame.pop("churned")
+    frame.insert(1, "customer_uuid", [f"c-{rng.integers(1 << 40):x}-{i}" for i in range(rows)])
+    frame["signed_up"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D")
+    frame["note"] = [f"customer wrote about {rng.choice(['billing', 'speed', 'support'])} " * 4 for _ in range(rows)]
+    for i in range(20):
+        frame[f"metric_{i}"] = rng.normal(size=rows).round(3)
+    for i in range(7):
+        frame[f"code_{i}"] = rng.choice(list("abcdef"), rows)
+    frame["churned"] = label
+    frame.loc[[5, 50, 500], "churned"] = "maybe"
+    return frame

@@ -4,8 +4,8 @@ Runs on the driver after registration, on the registered model's predictions for
 memory for the plots). Only for small splits (under SMALL_TEST_ROWS rows), where one 10% split of a table of a
 few thousand rows moves a metric by several points: the interval is logged beside the metric, printed in the
 summary, and promotion does not call a candidate better when it beats the champion by less than its half-width.
-scikit-learn computes AUC; the resampling itself is a few lines of numpy (1,000 resamples of under 1,000 rows
-take well under a second).
+All 1,000 resamples are scored at once with numpy (AUC by the rank-sum formula, scipy's rankdata): a few
+milliseconds for a few hundred rows.
 """
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ def metric_interval(metric: str, truth: np.ndarray, predicted: np.ndarray, seed:
     rows = len(truth)
     if score is None or rows >= SMALL_TEST_ROWS or rows < 2:
         return None
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(RESAMPLES):
-        pick = rng.integers(0, rows, rows)
-        value = score(truth[pick], predicted[pick])
-        if value is not None:
-            values.append(value)
+    picks = np.random.default_rng(seed).integers(0, rows, (RESAMPLES, rows))  # one resample per row of picks
+    values = score(truth[picks], predicted[picks])
+    values = values[np.isfinite(values)]
     if len(values) < RESAMPLES // 2:
         return None  # e.g. resamples of a tiny binary split that hold a single class
     tail = (1 - LEVEL) / 2 * 100
@@ -51,17 +47,21 @@ def metric_interval(metric: str, truth: np.ndarray, predicted: np.ndarray, seed:
     return Interval(float(low), float(high), rows)
 
 
-def _auc(truth: np.ndarray, probability: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
+def _auc(truth: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """ROC AUC of every resample at once (rows of the arrays), by the rank-sum (Mann-Whitney) formula with tied
+    scores given their average rank, as scikit-learn's roc_auc_score computes it; NaN for a one-class resample."""
+    from scipy.stats import rankdata
 
-    if truth.min() == truth.max():
-        return None
-    return float(roc_auc_score(truth, probability))
+    ranks = rankdata(probability, axis=1)
+    positives = truth.sum(axis=1)
+    negatives = truth.shape[1] - positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((ranks * truth).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
 
 
 _SCORES = {
     "auc": _auc,
-    "accuracy": lambda truth, predicted: float(np.mean(truth == predicted)),
-    "rmse": lambda truth, predicted: float(np.sqrt(np.mean((truth - predicted) ** 2))),
-    "mae": lambda truth, predicted: float(np.mean(np.abs(truth - predicted))),
+    "accuracy": lambda truth, predicted: np.mean(truth == predicted, axis=1),
+    "rmse": lambda truth, predicted: np.sqrt(np.mean((truth - predicted) ** 2, axis=1)),
+    "mae": lambda truth, predicted: np.mean(np.abs(truth - predicted), axis=1),
 }

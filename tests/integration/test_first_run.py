@@ -22,7 +22,7 @@ from pipeline.launch.planning import resolved_model
 from pipeline.layout import Layout
 from pipeline.stages.train import clean_split_rows
 from pipeline.tracking import registry, runs
-from tests.helpers import ROOT, churn_frame, run_prepare, run_score, run_train
+from tests.helpers import ROOT, run_prepare, run_score, run_train, wide_churn_frame
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +37,6 @@ def house_prices(path, rows: int = 4000) -> None:
     frame = pd.DataFrame({"id": range(rows), "area": area.round(1), "rooms": rooms, "district": district})
     frame["area"] = frame["area"].where(rng.random(rows) > 0.05)  # some missing values
     frame["price"] = price.round(0)
-    frame.to_csv(path, index=False)
-
-
-def churn(path, rows: int = 1500) -> None:
-    """A wide churn export (35 columns): the signal in tenure, charges and plan, plus ids, a date, a free-text note,
-    noise numbers and codes, and three rows whose label is neither Yes nor No."""
-    rng = np.random.default_rng(5)
-    frame = churn_frame(rows)
-    label = frame.pop("churned")
-    frame.insert(1, "customer_uuid", [f"c-{rng.integers(1 << 40):x}-{i}" for i in range(rows)])
-    frame["signed_up"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, rows), unit="D")
-    frame["note"] = [f"customer wrote about {rng.choice(['billing', 'speed', 'support'])} " * 4 for _ in range(rows)]
-    for i in range(20):
-        frame[f"metric_{i}"] = rng.normal(size=rows).round(3)
-    for i in range(7):
-        frame[f"code_{i}"] = rng.choice(list("abcdef"), rows)
-    frame["churned"] = label
-    frame.loc[[5, 50, 500], "churned"] = "maybe"
     frame.to_csv(path, index=False)
 
 
@@ -103,7 +85,7 @@ def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, 
     from pipeline.cli import main
 
     csv = tmp_path / "churn.csv"
-    churn(csv)
+    wide_churn_frame(1500).to_csv(csv, index=False)
     assert main(["infer-schema", str(csv), "--features", "churned"]) == 0
     draft = capsys.readouterr().out
     assert "# customer_uuid: an identifier" in draft and "# signed_up: a date/time" in draft

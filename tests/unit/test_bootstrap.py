@@ -29,3 +29,13 @@ def test_a_margin_inside_the_noise_is_not_better():
     assert not kept and "within the noise (+-0.0500 on 158 test rows): not called better" in why
     promoted, why = _beyond_noise("test_rmse", 1.0, 1.2, Interval(0.95, 1.05, 300), "test_rmse beats champion")
     assert promoted and "more than the noise" in why
+
+
+def test_vectorised_auc_matches_scikit_learn_with_ties():
+    from pipeline.evaluation.bootstrap import _auc
+
+    rng = np.random.default_rng(2)
+    truth = (rng.random((5, 80)) < 0.4).astype(float)
+    probability = np.round(rng.random((5, 80)), 1)  # many ties
+    expected = [roc_auc_score(t, p) for t, p in zip(truth, probability, strict=True)]
+    np.testing.assert_allclose(_auc(truth, probability), expected)
