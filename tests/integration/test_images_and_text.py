@@ -169,9 +169,11 @@ def test_text_cnn_learns_reviews_with_ddp_and_scores_alike(spark, trained_review
     rows = clean.where(f"{SPLIT} = 'test'").orderBy("review_id").limit(60).toPandas()
     rows["key"] = rows["review_id"]
     in_process = registry.load_pyfunc(outcome.model.uri).predict(rows[["text"]])
-    by_udf = udf_scores(spark, outcome.model.uri, rows, ["text"], "probability double, prediction long")
+    result_type = "probability double, prediction string, probability_of string"  # in the label's terms
+    by_udf = udf_scores(spark, outcome.model.uri, rows, ["text"], result_type)
     np.testing.assert_allclose(by_udf["probability"], in_process["probability"], atol=1e-6)
     assert list(by_udf["prediction"]) == list(in_process["prediction"])
+    assert set(by_udf["prediction"]) <= {"fresh", "rotten"} and set(in_process["probability_of"]) == {"fresh"}
 
 
 def test_array_features_train_an_mlp_and_score_alike(spark, tmp_path):

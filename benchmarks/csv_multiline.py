@@ -1,0 +1,58 @@
+"""What `multiLine=true` costs Spark's CSV reader: one file read with and without it, local[2], side by side.
+
+A multi-line CSV cannot be split (a record may cross any byte offset), so each file is one task; without it Spark
+splits a file into `spark.max_partition_mb` pieces read in parallel. pipeline/data/csv_dialect.py therefore turns
+multiLine on only where a file's head shows a quoted line break. Input: the flights demo CSV (336,776 rows, from
+`python -m pipeline demo-data`), parsed fully (`count` of a typed column forces every field to be read).
+
+    python benchmarks/csv_multiline.py [--csv data/raw/flights/flights.csv] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--csv", default=str(ROOT / "data/raw/flights/flights.csv"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/csv_multiline.json"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import functions as F
+
+    from pipeline.config.schema import SparkConfig
+    from pipeline.data.session import build_spark
+
+    spark = build_spark(SparkConfig(master="local[2]", app_name="csv-multiline"))
+    seconds: dict[str, list[float]] = {"false": [], "true": []}
+    for _ in range(args.repeat):
+        for multiline in ("false", "true"):  # interleaved: the machine's noise hits both
+            frame = spark.read.options(header="true", quote='"', escape='"', multiLine=multiline).csv(args.csv)
+            started = time.perf_counter()
+            rows = frame.select(F.count(F.coalesce(*[F.col(c) for c in frame.columns]))).first()[0]
+            seconds[multiline].append(time.perf_counter() - started)
+    spark.stop()
+    best = {k: min(v) for k, v in seconds.items()}
+    result = {
+        "csv": args.csv,
+        "rows": rows,
+        "bytes": Path(args.csv).stat().st_size,
+        "seconds": seconds,
+        "multiline_true_over_false": round(best["true"] / best["false"], 2),
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
