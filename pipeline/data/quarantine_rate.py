@@ -3,10 +3,10 @@
 Runs on the driver after prepare or score has tagged its rows (one small aggregate over the cached quarantine).
 "Unexpected" rows are those the reader could not take (malformed lines, failed casts, invalid UTF-8, strings over
 the limit, undecodable images) and label values outside the classes: damage the user did not ask for. Rows that
-the user's own cleaning settings quarantine (rules, label_rules, ranges, required, allowed, dedup_on) are
-counted in the report but not limited: they are a decision. Above `data.max_quarantine_fraction` the stage fails
-with one line naming the top reasons; above zero it logs the same line as a WARNING. Nothing is lost either way:
-the rows stay in quarantine with their reasons.
+the user's own settings quarantine (cleaning rules, label_rules, ranges, required, allowed, dedup_on, an image
+source's accept_modes) are counted in the report but not limited: they are a decision. Above
+`data.max_quarantine_fraction` the stage fails with one line naming the top reasons; above zero it logs the same
+line as a WARNING. Nothing is lost either way: the rows stay in quarantine with their reasons.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def unexpected_quarantine(quarantine, input_rows: int, top: int = 3) -> Quaranti
     """Count the unexpected rows of a quarantine frame (quarantine layout: _stage, _reason) and their top reasons."""
     from pyspark.sql import functions as F
 
-    unexpected = (F.col("_stage") == "read") | F.col(REASON).rlike(LABEL_OUTSIDE)
+    declared_at_read = F.col(REASON).contains("accept_modes")  # image modes the source's settings refuse
+    unexpected = ((F.col("_stage") == "read") & ~declared_at_read) | F.col(REASON).rlike(LABEL_OUTSIDE)
     # A failed cast quotes its value: group "x: cannot cast '12a' to int" and "... '7b' ..." as one reason.
     kind = F.regexp_replace(REASON, r"cannot (cast|read) '.*?' ", "cannot $1 '…' ").alias(REASON)
     rows = quarantine.where(unexpected).groupBy(kind).count().orderBy(F.col("count").desc(), REASON).collect()

@@ -44,7 +44,7 @@ def test_declared_rules_are_not_limited_and_a_few_bad_lines_warn(spark, tmp_path
     with caplog.at_level(logging.WARNING, logger="pipeline.data.quarantine_rate"):
         result = run_prepare(spark, config_for(tmp_path, lines))
     assert result.report.counts.quarantined_rows == 32
-    warning = caplog.text
+    warning = " ".join(record.getMessage() for record in caplog.records)
     assert "2 of 332 rows (0.60%) quarantined for problems no cleaning setting declared" in warning
     assert "\"x: cannot cast '…' to double\": 1" in warning and "\"label '2' not in ['0', '1']\": 1" in warning
 
