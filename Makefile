@@ -49,12 +49,12 @@ DATE ?= 2013-12-31
 run: setup
 	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) $(if $(DATE),--date $(DATE)) $(ARGS)
 
-# The inner loop (about 15 min on 2 cores): unit, Spark and the fast integration tests; tests marked `slow`
+# The inner loop (about 10 min on 2 cores): unit, Spark and the fast integration tests; tests marked `slow`
 # (the standalone cluster and its faults, the browser, PostgreSQL, the longer studies) are left to test-all.
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
-# Everything, what CI runs (.ci/run): every tier, about 40 min on 2 cores from a fresh clone.
+# Everything, what CI runs (.ci/run): every tier, about 30 min on 2 cores from a fresh clone.
 test-all: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
