@@ -25,6 +25,31 @@ INTENT_TAG = "promotion.intent"
 RACE_WINDOW_S = 900.0
 
 
+ALIAS_WRITE_ATTEMPTS = 4
+
+
+def set_alias(client, name: str, alias: str, version: str) -> None:
+    """Move an alias, tolerating a concurrent first write of the same alias.
+
+    A registry on a database inserts an alias row the first time it is set; two jobs setting the same new alias at
+    once make one insert fail on the primary key (measured: PostgreSQL `registered_model_alias_pk`). The row then
+    exists, so the same call again is an update and succeeds.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, ALIAS_WRITE_ATTEMPTS + 1):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as exc:
+            text = str(exc)
+            concurrent = "registered_model_alias_pk" in text or "UniqueViolation" in text or "UNIQUE constraint" in text
+            if not concurrent or attempt == ALIAS_WRITE_ATTEMPTS:
+                raise
+            log.info("@%s of %s was written by another job at the same moment; writing it again", alias, name)
+            time.sleep(0.2 * attempt)
+
+
 def declare_intent(client, name: str, version: str, metric: str, value: float | None) -> None:
     """Step 1: record on the version that it is about to take @champion with this metric value."""
     intent = {"metric": metric, "value": value, "time": time.time()}
@@ -52,7 +77,7 @@ def settle(
             best_version, best_value = str(candidate.version), value
     if best_version is None or best_version == str(version):
         return None
-    client.set_registered_model_alias(name, alias, best_version)
+    set_alias(client, name, alias, best_version)
     log.warning(
         "%s v%s and v%s were promoted at the same time: @%s goes to v%s (%s %.5f), the better of the two",
         name,

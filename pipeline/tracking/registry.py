@@ -145,7 +145,7 @@ def log_and_register(
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
-    client.set_registered_model_alias(model_name, CANDIDATE, version)
+    promotion_race.set_alias(client, model_name, CANDIDATE, version)
     run_id = mlflow.active_run().info.run_id
     log.info("registered %s version %s (alias %s)", model_name, version, CANDIDATE)
     return RegisteredModel(model_name, version, run_id, f"models:/{model_name}/{version}")
@@ -273,7 +273,7 @@ def _take_champion(client, model, metric, candidate_value, champion, force: bool
     """
     previous = str(champion.version) if champion else None
     promotion_race.declare_intent(client, model.name, model.version, metric, candidate_value)
-    client.set_registered_model_alias(model.name, CHAMPION, model.version)
+    promotion_race.set_alias(client, model.name, CHAMPION, model.version)
     if force:  # a forced promotion is a person's decision: it keeps the alias
         return True, why
     winner = promotion_race.settle(client, model.name, CHAMPION, model.version, metric, higher_is_better, previous)

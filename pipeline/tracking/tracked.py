@@ -48,16 +48,20 @@ def tracked_stage(
     except TrackingError:
         # The server is (still) away: try once to mark the run FAILED; if that fails too, the run stays open and the
         # next attempt with the same config re-opens it (a resumable stage) rather than waiting out the retries here.
+        # end_run leaves MLflow's active-run stack first, so no later stage nests under this run even if it raises.
         try:
             with scoped_env(NO_CLIENT_RETRIES):
-                runs.mark_failed(run.info.run_id)
                 runs.end_run("FAILED")
+                runs.mark_failed(run.info.run_id)
         except Exception as exc:  # noqa: BLE001 - the TrackingError being raised is the one to report
             log.warning("could not mark run %s FAILED (%s); it stays open", run.info.run_id, type(exc).__name__)
         raise
     except BaseException:
-        runs.mark_failed(run.info.run_id)
         runs.end_run("FAILED")
+        try:
+            runs.mark_failed(run.info.run_id)
+        except Exception as exc:  # noqa: BLE001 - the stage's own error is the one to report
+            log.warning("could not tag run %s failed (%s)", run.info.run_id, type(exc).__name__)
         raise
     runs.mark_finished(run.info.run_id)
     runs.end_run()

@@ -98,3 +98,28 @@ def test_a_fault_fires_once_with_a_marker(monkeypatch, tmp_path):
     assert faults.train_step_fault() == (1, 5, 0)
     (tmp_path / "fired").touch()  # what exit_now leaves behind
     assert faults.train_step_fault() is None
+
+
+def test_a_concurrent_first_alias_write_is_written_again_other_errors_are_not():
+    """Two jobs inserting the same new alias at once: the losing insert fails on the primary key (seen on the
+    PostgreSQL registry); the row exists by then, so the same write again succeeds."""
+    import pytest
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.tracking.promotion_race import set_alias
+
+    class Registry:
+        def __init__(self, errors):
+            self.errors, self.aliases = list(errors), {}
+
+        def set_registered_model_alias(self, name, alias, version):
+            if self.errors:
+                raise MlflowException(self.errors.pop(0))
+            self.aliases[(name, alias)] = version
+
+    duplicate = 'duplicate key value violates unique constraint "registered_model_alias_pk"'
+    registry = Registry([duplicate])
+    set_alias(registry, "m", "candidate", "2")
+    assert registry.aliases == {("m", "candidate"): "2"}
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+        set_alias(Registry(["PERMISSION_DENIED"]), "m", "candidate", "2")
