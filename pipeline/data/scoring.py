@@ -213,6 +213,17 @@ def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date |
     return _ScoringInput(loaded, tagged, clean, rejected)
 
 
+def _model_outputs(model_uri: str, spec: FeatureSpec) -> list[tuple[str, str]]:
+    """(name, type) of what this registered version returns, read from its own signature: a version registered by
+    an earlier release ships its own model code and keeps its own columns. Falls back to the current layout."""
+    import mlflow.models
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    if signature is None or signature.outputs is None:
+        return output_columns(spec.label)
+    return [(column.name, column.type.name) for column in signature.outputs.inputs]
+
+
 def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: FeatureSpec, clean):
     """The predictions frame: keys, the model's outputs and where they came from.
 
@@ -223,7 +234,7 @@ def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: Featur
     from pyspark.sql import types as T
 
     spark_types = {"double": T.DoubleType(), "long": T.LongType(), "string": T.StringType()}
-    fields = [T.StructField(name, spark_types[kind]) for name, kind in output_columns(spec.label)]
+    fields = [T.StructField(name, spark_types[kind]) for name, kind in _model_outputs(model.uri, spec)]
     # env_manager="local" on purpose (executors run the driver's environment); MLflow advises conda on every call.
     with _logger_level("mlflow.pyfunc", logging.ERROR):
         udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")
