@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from pipeline import setup_commands
 from pipeline.console import pipeline_summary
 from pipeline.errors import PipelineError
 
@@ -31,93 +32,6 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one setting, e.g. --set train.epochs=3 (repeatable)",
     )
-
-
-def _load(args: argparse.Namespace):
-    from pipeline.config.load import load_config
-
-    return load_config(args.conf, args.overrides)
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    from pipeline.config.load import dump_yaml
-
-    if args.reference:
-        from pipeline.config.reference import reference_markdown
-
-        sys.stdout.write(reference_markdown())
-        return 0
-    config = _load(args)
-    if args.show:
-        sys.stdout.write(dump_yaml(config))
-    else:
-        log.info("config is valid (settings only: `python -m pipeline check` also checks files and columns)")
-    return 0
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    from pipeline.config.schema import SparkConfig
-    from pipeline.data.column_check import check_columns, table_columns
-    from pipeline.data.session import build_spark
-    from pipeline.data.sources import check_source_files
-    from pipeline.data.storage import Storage
-
-    config = _load(args)
-    # A local session whatever spark.master says: the check reads headers on the driver and runs no job.
-    spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-check"))
-    try:
-        files = {source.name: check_source_files(Storage(spark), source) for source in config.data.sources}
-        columns = table_columns(spark, config.data)
-        check_columns(columns, config)
-    finally:
-        spark.stop()
-    found = ", ".join(f"{name}: {n} file(s)" for name, n in files.items())
-    log.info("config, files and columns are valid (%s; the table has %d columns)", found, len(columns))
-    return 0
-
-
-def _cmd_infer_schema(args: argparse.Namespace) -> int:
-    from pipeline.config.schema import SparkConfig
-    from pipeline.data.schema_inference import infer_source, source_yaml
-    from pipeline.data.session import build_spark
-    from pipeline.errors import ConfigError
-
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option {item!r} is not key=value. Fix: write it as e.g. --option nullValue=NA")
-        options[key] = value
-    spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-infer-schema"))
-    try:
-        source = infer_source(spark, args.path, args.format, args.name, options, args.sample_rows)
-        if args.features:
-            from pipeline.data.feature_draft import draft_config
-            from pipeline.data.schema_inference import read_sample
-
-            sample = read_sample(spark, source, args.sample_rows)
-            sys.stdout.write(draft_config(source, sample, args.features, args.task))
-            return 0
-    finally:
-        spark.stop()
-    # A YAML comment, so the whole output can be pasted; numeric-looking ids are the usual thing to fix.
-    sys.stdout.write(
-        "# inferred by Spark: review the types (ids and codes that look numeric), then paste under data.sources\n"
-        + source_yaml(source)
-    )
-    return 0
-
-
-def _cmd_demo_data(args: argparse.Namespace) -> int:
-    from pipeline.data.demo import write_demo_data, write_digits_images, write_reviews
-
-    if args.dataset == "digits":
-        write_digits_images(args.out or "data/raw/digits")
-    elif args.dataset == "reviews":
-        write_reviews(args.out or "data/raw/reviews")
-    else:
-        write_demo_data(args.out or "data/raw")
-    return 0
 
 
 def _with_spark(config, stage: Callable):
@@ -153,7 +67,7 @@ def _open_experiment(tracking) -> None:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from pipeline.stages import prepare
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     _with_spark(config, lambda spark, layout: prepare.run(spark, config, layout))
     return 0
 
@@ -161,7 +75,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.stages.chain import run_pipeline
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     outcome = _with_spark(
         config,
         lambda spark, layout: run_pipeline(
@@ -186,7 +100,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_ui_link(args: argparse.Namespace) -> int:
     from pipeline.tracking import runs
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     runs.configure(config.tracking, config.spark.master)
     sys.stdout.write(runs.runs_table_url(config.tracking, args.base_url) + "\n")
     return 0
@@ -195,7 +109,7 @@ def _cmd_ui_link(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pipeline.stages import train
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     outcome = _with_spark(
         config,
         lambda spark, layout: train.run(spark, config, layout, fresh=args.fresh, force_promote=args.force_promote),
@@ -207,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from pipeline.stages import tune
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     outcome = _with_spark(config, lambda spark, layout: tune.run(spark, config, layout, args.force_promote))
     counts = ", ".join(f"{n} {state}" for state, n in outcome.counts.items())
     log.info("---- tune finished: study %s (%s) in %.0fs ----", outcome.study_name, counts, outcome.seconds)
@@ -225,7 +139,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
-    config = _load(args)
+    config = setup_commands.load_args(args)
     _with_spark(
         config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version, args.batch_id)
     )
@@ -261,16 +175,16 @@ def _add_setup_commands(sub) -> None:
     _add_config_args(p)
     p.add_argument("--show", action="store_true", help="print the effective config as YAML")
     p.add_argument("--reference", action="store_true", help="print every key, type, default and meaning (markdown)")
-    p.set_defaults(func=_cmd_config)
+    p.set_defaults(func=setup_commands.cmd_config)
 
     p = sub.add_parser("check", help="check the config against the sources: files, headers, every named column")
     _add_config_args(p)
-    p.set_defaults(func=_cmd_check)
+    p.set_defaults(func=setup_commands.cmd_check)
 
     p = sub.add_parser("demo-data", help="write a demo's raw data: flights CSV, digits PNG files, reviews JSON lines")
     p.add_argument("--dataset", choices=["flights", "digits", "reviews"], default="flights", help="default: flights")
     p.add_argument("--out", default=None, help="output folder (default: data/raw[/digits|/reviews])")
-    p.set_defaults(func=_cmd_demo_data)
+    p.set_defaults(func=setup_commands.cmd_demo_data)
 
     p = sub.add_parser("infer-schema", help="print a data.sources entry for files, types inferred by Spark")
     p.add_argument("path", help="file, folder or glob (any Hadoop URI)")
@@ -280,7 +194,7 @@ def _add_setup_commands(sub) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="Spark reader option")
     p.add_argument("--features", metavar="LABEL", default=None, help="draft key, features, label and split too")
     p.add_argument("--task", choices=["binary", "multiclass", "regression"], default=None, help="with --features")
-    p.set_defaults(func=_cmd_infer_schema)
+    p.set_defaults(func=setup_commands.cmd_infer_schema)
 
 
 def _add_stage_commands(sub) -> None:

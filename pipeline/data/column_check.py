@@ -16,7 +16,8 @@ from pipeline.config.schema import DataConfig, PipelineConfig
 from pipeline.data.image_source import IMAGE_COLUMNS
 from pipeline.data.sources import parse_types
 from pipeline.data.user_sql import run_query
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ScoringError
+from pipeline.model.spec import FeatureSpec
 
 NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal", "boolean")
 TIME_TYPES = ("date", "timestamp")
@@ -94,3 +95,21 @@ def _named_columns(config: PipelineConfig) -> Iterator[tuple[str, str, tuple[str
         ("cleaning.dedup_on", cleaning.dedup_on),
     ):
         yield from ((setting, name, ()) for name in names)
+
+
+def check_schema(table, spec: FeatureSpec) -> None:
+    """Stop before any write when an input column the model needs is missing or has another type."""
+    found = dict(table.dtypes)
+    for column, expected in spec.input_schema.items():
+        if spec.label and column == spec.label.column:
+            continue
+        if column not in found:
+            raise ScoringError(
+                f"input column {column!r} required by the model is missing from the scoring data "
+                f"(it has {sorted(found)}). Fix: restore it in the source / data.query, or retrain"
+            )
+        if found[column] != expected:
+            raise ScoringError(
+                f"input column {column!r} has type {found[column]} but the model was trained on {expected}. "
+                f"Fix: cast it to {expected} in data.query or the source schema"
+            )

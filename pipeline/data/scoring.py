@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pipeline import faults
 from pipeline.config.schema import DataConfig, PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
+from pipeline.data.column_check import check_schema
 from pipeline.data.quarantine_rate import check_quarantine_rate, unexpected_quarantine
 from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.storage import Storage
@@ -123,24 +124,6 @@ def scoring_sources(config: PipelineConfig, day: dt.date | None) -> DataConfig:
             f"score.input_sources names unknown source(s) {sorted(unknown)}. Fix: use names from data.sources"
         )
     return config.data.model_copy(update={"sources": sources})
-
-
-def check_schema(table, spec: FeatureSpec) -> None:
-    """Stop before any write when an input column the model needs is missing or has another type."""
-    found = dict(table.dtypes)
-    for column, expected in spec.input_schema.items():
-        if spec.label and column == spec.label.column:
-            continue
-        if column not in found:
-            raise ScoringError(
-                f"input column {column!r} required by the model is missing from the scoring data "
-                f"(it has {sorted(found)}). Fix: restore it in the source / data.query, or retrain"
-            )
-        if found[column] != expected:
-            raise ScoringError(
-                f"input column {column!r} has type {found[column]} but the model was trained on {expected}. "
-                f"Fix: cast it to {expected} in data.query or the source schema"
-            )
 
 
 def score_rows(

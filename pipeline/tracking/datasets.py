@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.storage import Storage
 from pipeline.layout import Layout
-from pipeline.tracking.registry import SPARK_TO_MLFLOW
+from pipeline.tracking.signature import SPARK_TO_MLFLOW
 
 log = logging.getLogger(__name__)
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.errors import TrackingError
-from pipeline.model.predictor import output_columns
 from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
 from pipeline.tracking import promotion_race
+from pipeline.tracking.signature import model_signature
 from pipeline.worker.user_code import CodeArchive
 
 if TYPE_CHECKING:
@@ -33,19 +33,6 @@ CANDIDATE, CHAMPION = "candidate", "champion"
 MODEL_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "model"
 # The package marker the shipped code gets instead of pipeline/__init__.py: pipeline.model.* imports resolve.
 SHIPPED_PACKAGE_INIT = '"""The parts of sparktrain that a registered model carries (pipeline/model/ only)."""\n'
-SPARK_TO_MLFLOW = {
-    "double": "double",
-    "float": "float",
-    "int": "integer",
-    "smallint": "integer",
-    "tinyint": "integer",
-    "bigint": "long",
-    "string": "string",
-    "boolean": "boolean",
-    "timestamp": "datetime",
-    "date": "datetime",
-    "binary": "binary",  # encoded image files; REST clients send them base64-encoded
-}
 
 
 @dataclass(frozen=True)
@@ -71,28 +58,6 @@ class Promotion:
     baseline_metric: float | None = None  # the constant predictor's value of `metric` on the same test split
     beats_baseline: bool | None = None
     candidate_interval: tuple[float, float] | None = None  # 95% bootstrap interval of `metric` (small test split)
-
-
-def signature_for(spec: FeatureSpec):
-    """Column-based signature (nullable inputs), which spark_udf can feed from scalar columns."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, Schema
-
-    inputs = []
-    for column in spec.input_columns:
-        spark_type = spec.input_schema[column]
-        element = spark_type.removeprefix("array<").removesuffix(">")
-        if spark_type.startswith("array<") and element in ("float", "double"):  # features.arrays
-            inputs.append(ColSpec(Array(SPARK_TO_MLFLOW[element]), column, required=False))
-            continue
-        if spark_type not in SPARK_TO_MLFLOW:
-            raise TrackingError(
-                f"input column {column!r} has type {spark_type}, which the model signature cannot carry. "
-                "Fix: cast it in data.query to double, bigint, string, boolean, timestamp or binary"
-            )
-        inputs.append(ColSpec(SPARK_TO_MLFLOW[spark_type], column, required=False))
-    outputs = [ColSpec(kind, name) for name, kind in output_columns(spec.label)]
-    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def pip_requirements(spec: FeatureSpec) -> list[str]:
@@ -138,7 +103,7 @@ def log_and_register(
             python_model=str(code / "model" / "entry.py"),  # models-from-code: nothing pickled
             artifacts={ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)},
             code_paths=code_paths,  # the model loads where only its own files + pip requirements exist
-            signature=signature_for(spec),
+            signature=model_signature(spec),
             input_example=input_example,
             pip_requirements=pip_requirements(spec),
             registered_model_name=model_name,
