@@ -9,6 +9,7 @@ without dates.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import mlflow
@@ -17,9 +18,11 @@ import pandas as pd
 import pytest
 
 from pipeline.config.load import load_config
+from pipeline.console import pipeline_summary
 from pipeline.evaluation.threshold import choose_threshold
 from pipeline.launch.planning import resolved_model
 from pipeline.layout import Layout
+from pipeline.stages.chain import PipelineResult
 from pipeline.stages.train import clean_split_rows
 from pipeline.tracking import registry, runs
 from tests.helpers import ROOT, run_prepare, run_score, run_train, wide_churn_frame
@@ -80,7 +83,7 @@ def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path, monk
     assert np.sqrt(((predictions["prediction"] - predictions["price"]) ** 2).mean()) < 0.5 * baseline
 
 
-def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, capsys):
+def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, capsys, caplog):
     """infer-schema --features drafts the whole config of a wide table, and the draft runs as is."""
     from pipeline.cli import main
 
@@ -131,3 +134,15 @@ def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, 
         return 2 * tp / max(predicted.sum() + truth.sum(), 1)
 
     assert 0 < threshold < 1 and f1(threshold) >= f1(0.5)
+
+    # The summary a scheduler's log keeps: every input row accounted for, the version that scored, the noise.
+    scored = run_score(spark, config, None, batch_id="summary")
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        pipeline_summary(config, PipelineResult(prepared, outcome, scored))
+    summary = caplog.text
+    counts = f"{scored.rows_scored} rows scored + {scored.rows_quarantined} quarantined"
+    assert f"score:   {counts}, by churn version 1" in summary
+    assert scored.rows_scored + scored.rows_quarantined == 1500
+    assert "prepare: 1500 rows -> 1497 clean, 3 quarantined" in summary
+    assert "test_auc 95% interval" in summary and "beats the constant baseline: test_auc 0.5000" in summary
+    assert "model:   churn version 1 @candidate @champion" in summary
