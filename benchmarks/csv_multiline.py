@@ -5,7 +5,7 @@ splits a file into `spark.max_partition_mb` pieces read in parallel. pipeline/da
 multiLine on only where a file's head shows a quoted line break. Input: the flights demo CSV (336,776 rows, from
 `python -m pipeline demo-data`), parsed fully (`count` of a typed column forces every field to be read).
 
-    python benchmarks/csv_multiline.py [--csv data/raw/flights/flights.csv] [--repeat 3]
+    python benchmarks/csv_multiline.py [--csv data/raw/flights/flights.csv] [--repeat 3] [--smoke]
 
 Last run (results/csv_multiline.json): the demo CSV 8 times over in one 248 MB file, idle 2-core machine: best
 4.06 s split vs 5.59 s multiLine (1.38x). On 2 cores the loss is one core; on a cluster it is every core but one
@@ -14,22 +14,29 @@ per file, hence the sniff rather than multiLine always.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, bench_parser, scratch_dir, write_result
+
+
+def quoted_csv(path: Path, rows: int = 2_000) -> Path:
+    """A small RFC 4180 file whose text field has line breaks and doubled quotes (--smoke)."""
+    lines = ["id,text,value"] + [f'{i},"line one\nsaid ""hi"", {i}",{i / 7:.3f}' for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--csv", default=str(ROOT / "data/raw/flights/flights.csv"))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/csv_multiline.json"))
     args = parser.parse_args()
+    if args.smoke:
+        args.csv, args.repeat = str(quoted_csv(scratch_dir(args, ROOT / "data" / "bench") / "quoted.csv")), 1
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import functions as F
@@ -54,7 +61,7 @@ def main() -> None:
         "seconds": seconds,
         "multiline_true_over_false": round(best["true"] / best["false"], 2),
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args, "csv_multiline", result)
     print(json.dumps(result, indent=2))
 
 

@@ -12,12 +12,11 @@
 Each pipeline run is its own process with its own work folder and MLflow store. Writes
 benchmarks/results/deep_data.json.
 
-    .venv/bin/python benchmarks/deep_data.py [--skip-demos] [--images 4000]
+    .venv/bin/python benchmarks/deep_data.py [--skip-demos] [--images 4000] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,10 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import ROOT, bench_parser, results_dir, scratch_dir, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
+# --smoke: two epochs, the least that beats the constant baseline (scoring needs a champion); quality means nothing
+SMOKE_TRAINING = ["train.epochs=2"]
 
 # Erik Linder-Norén, ML-From-Scratch, README "Convolutional Neural Network": Conv16-Conv32-Dense256 on
 # sklearn's load_digits, random 60/40 split: 709 / 718 test images.
@@ -38,13 +38,14 @@ PUBLISHED_CNN_ACCURACY = 0.9875
 PUBLISHED_CNN_SOURCE = "https://github.com/eriklindernoren/ML-From-Scratch (README, CNN on load_digits, 60/40 split)"
 
 
-def run_demo(conf: str, raw: Path, work: Path) -> dict:
+def run_demo(conf: str, raw: Path, work: Path, smoke: bool) -> dict:
     """The whole chain (`python -m pipeline run`) in its own process; the train run's test metrics and seconds."""
     import mlflow
 
     store = work / "mlflow"
     command = [sys.executable, "-m", "pipeline", "run", "--conf", f"conf/{conf}", "--conf", "conf/local.yaml"]
-    for item in (f"work_dir={work}", f"tracking.uri=sqlite:///{store}.db", f"tracking.artifact_root={store}-art"):
+    settings = [f"work_dir={work}", f"tracking.uri=sqlite:///{store}.db", f"tracking.artifact_root={store}-art"]
+    for item in settings + (SMOKE_TRAINING if smoke else []):
         command += ["--set", item]
     command += ["--batch-id", "bench"]
     started = time.perf_counter()
@@ -147,10 +148,12 @@ def image_source_rate(folder: Path, count: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-demos", action="store_true", help="only the image-decoding measurement")
     parser.add_argument("--images", type=int, default=4000, help="generated JPEGs for the decoding measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.images = 40
     from pipeline.data.demo import write_digits_images, write_reviews
 
     results: dict = {}
@@ -159,14 +162,15 @@ def main() -> None:
             raw = Path(tmp) / "raw"
             write_digits_images(raw / "digits")
             write_reviews(raw / "reviews")
-            digits = run_demo("digits.yaml", raw, Path(tmp) / "digits")
+            digits = run_demo("digits.yaml", raw, Path(tmp) / "digits", args.smoke)
             digits |= digits_reference(Path(tmp) / "digits")
             digits |= {"published_simple_cnn": PUBLISHED_CNN_ACCURACY, "published_source": PUBLISHED_CNN_SOURCE}
-            reviews = run_demo("reviews.yaml", raw, Path(tmp) / "reviews") | reviews_reference(Path(tmp) / "reviews")
+            reviews = run_demo("reviews.yaml", raw, Path(tmp) / "reviews", args.smoke)
+            reviews |= reviews_reference(Path(tmp) / "reviews")
         results |= {"digits": digits, "reviews": reviews}
         print(json.dumps({"digits": digits, "reviews": reviews}, indent=2))
 
-    files = generated_jpegs(ROOT / "data" / "bench" / "images", args.images)
+    files = generated_jpegs(scratch_dir(args, ROOT / "data" / "bench") / "images", args.images)
     pillow = pillow_loop(files)
     spark_rate, cores = image_source_rate(files[0].parent, len(files))
     results["image_decoding"] = {
@@ -177,9 +181,9 @@ def main() -> None:
         "per_core_ratio": round(spark_rate / cores / pillow, 3),
     }
     print(json.dumps(results["image_decoding"], indent=2))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    previous = json.loads((RESULTS / "deep_data.json").read_text()) if (RESULTS / "deep_data.json").exists() else {}
-    (RESULTS / "deep_data.json").write_text(json.dumps(previous | results, indent=2) + "\n")
+    kept = results_dir(args) / "deep_data.json"  # --skip-demos keeps the demos' last figures
+    previous = json.loads(kept.read_text()) if kept.exists() else {}
+    write_result(args, "deep_data", previous | results)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ random uint8 pixels in a binary column `img__x` (C*H*W bytes, channel first, as 
 label in 0..9, 4 files of one row group each (what prepare writes for so few rows): 60k rows of 1x28x28 and 20k
 rows of 3x64x64. `--baseline REV` also measures pipeline/worker/loader.py as of git revision REV (before/after).
 
-    .venv/bin/python benchmarks/loader.py [--rows 4000000] [--repeats 1] [--baseline REV] [--no-ray]
+    .venv/bin/python benchmarks/loader.py [--rows 4000000] [--repeats 1] [--baseline REV] [--no-ray] [--smoke]
 
 Writes benchmarks/results/loader.json and prints a markdown table. With --repeats R every child runs R times,
 interleaved, and each figure is the median (this machine is shared, so single runs move by tens of percent).
@@ -47,9 +47,8 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from harness import ROOT, bench_parser, scratch_dir, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 NUMERIC = [f"num__f{i}" for i in range(40)]
 TABULAR_BATCH, IMAGE_BATCH = 4096, 256
 BUFFER_ROWS = 200_000  # our shuffle buffer = Ray's local_shuffle_buffer_size (the training default)
@@ -115,7 +114,7 @@ def warm_cache(folder: Path) -> None:
 
 
 def datasets(args) -> dict[str, dict]:
-    data = Path(args.data)
+    data = scratch_dir(args, Path(args.data))
     out = {
         "tabular": {
             "path": str(tabular_data(data, args.rows)),
@@ -126,7 +125,7 @@ def datasets(args) -> dict[str, dict]:
         }
     }
     for name, (shape, rows) in IMAGES.items():
-        path = image_data(data, name, shape, rows)
+        path = image_data(data, name, shape, min(rows, 2_000) if args.smoke else rows)
         out[name] = {"path": str(path), "kind": "image", "shape": list(shape), "batch": IMAGE_BATCH}
         out[name]["task"] = "multiclass"
     return out
@@ -496,7 +495,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=4_000_000, help="tabular rows (default: ~1 min in all here)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--baseline", help="git revision whose pipeline/worker/loader.py is measured as well")
@@ -507,6 +506,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
+    if args.smoke:  # tiny data; Ray only where the bench extra is installed
+        args.rows, args.no_ray = 50_000, args.no_ray or importlib.util.find_spec("ray") is None
 
     started, load_before = time.perf_counter(), os.getloadavg()
     setup = datasets(args)
@@ -526,8 +527,7 @@ def main() -> None:
             "seconds": round(time.perf_counter() - started),
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "loader.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_result(args, "loader", results)
     print(markdown(results), end="")
 
 

@@ -4,12 +4,11 @@ Generates a flights-like CSV (default 5M rows) with realistic dirt, then runs ea
 process (so peak memory is per contender) on the same file, and writes benchmarks/results/prepare.json.
 Passes over the raw input are measured, not assumed: bytes the JVM read (/proc/<pid>/io rchar) / CSV size.
 
-    python benchmarks/prepare.py [--rows 5000000]
+    python benchmarks/prepare.py [--rows 5000000] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -19,9 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import ROOT, bench_parser, scratch_dir, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 CARRIERS = np.array(["UA", "B6", "EV", "DL", "AA", "MQ", "US", "9E", "WN", "VX", "FL", "AS", "F9", "YV", "HA", "OO"])
 AIRPORTS = np.array([f"A{i:02d}" for i in range(100)])
 COLUMNS = [
@@ -273,7 +271,7 @@ def child(kind: str, csv: Path, work: Path, master: str | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
     parser.add_argument("--child", choices=["spark", "pandas"])
@@ -291,8 +289,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    data = Path(args.data)
-    data.mkdir(parents=True, exist_ok=True)
+    if args.smoke:
+        args.rows = 3_000
+    data = scratch_dir(args, Path(args.data))
     csv = data / f"flights_{args.rows}.csv"
     planted = None
     if not csv.exists():
@@ -326,8 +325,7 @@ def main() -> None:
         "targets": {"spark_local2_vs_pandas": 0.5, "local2_vs_local1": 1.8},
         "cpu_count": os.cpu_count(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prepare.json").write_text(json.dumps(summary, indent=2))
+    write_result(args, "prepare", summary)
     print(json.dumps({k: summary[k] for k in ("ratio_spark_local2_vs_pandas", "ratio_local2_vs_local1")}))
 
 

@@ -6,12 +6,11 @@ benchmarks/README.md between its BENCHMARK-TABLE markers, so the README shows th
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import ROOT, bench_parser, results_dir
+
 BEGIN, END = "<!-- BENCHMARK-TABLE:BEGIN -->", "<!-- BENCHMARK-TABLE:END -->"
 
 
@@ -96,11 +95,11 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_results() -> dict:
+def load_results(folder: Path) -> dict:
     return {
-        name: json.loads((RESULTS / f"{name}.json").read_text())
+        name: json.loads((folder / f"{name}.json").read_text())
         for name in ("prepare", "train", "score", "loader", "deep_data")
-        if (RESULTS / f"{name}.json").exists()
+        if (folder / f"{name}.json").exists()
     }
 
 
@@ -113,14 +112,17 @@ def replace_readme_table(readme: str, table_md: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--readme", action="store_true", help="also rewrite the table in benchmarks/README.md")
     args = parser.parse_args()
-    results = load_results()
+    if args.smoke and args.readme:
+        raise SystemExit("--readme with --smoke would put a smoke run's figures into benchmarks/README.md")
+    folder = results_dir(args)
+    results = load_results(folder)
     table = rows(results)
-    (RESULTS / "summary.json").write_text(json.dumps({"results": results, "table": table}, indent=2))
+    (folder / "summary.json").write_text(json.dumps({"results": results, "table": table}, indent=2))
     table_md = markdown(table)
-    (RESULTS / "summary.md").write_text(table_md)
+    (folder / "summary.md").write_text(table_md)
     if args.readme:
         readme = ROOT / "benchmarks" / "README.md"
         readme.write_text(replace_readme_table(readme.read_text(), table_md))

@@ -4,12 +4,11 @@ Uses the prepared demo data (work/prepared, from `make demo`) and the feature sp
 MLP pyfunc with those features in a throwaway MLflow store (weights do not change speed). Rows: the clean
 flights rows repeated to --rows. The UDF result is forced with Spark's `noop` sink, so writing is not timed.
 
-    python benchmarks/score.py [--rows 1000000] [--batches 10000,100000,200000]
+    python benchmarks/score.py [--rows 1000000] [--batches 10000,100000,200000] [--work-dir work] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -17,16 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import ROOT, bench_parser, write_result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", default="10000,100000,200000")
     parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of a prepared run (make demo)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.batches = 2_000, "500,1000"
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -107,8 +107,7 @@ def main() -> None:
         "target": 1.5,
         "cpu_count": os.cpu_count(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "score.json").write_text(json.dumps(summary, indent=2))
+    write_result(args, "score", summary)
     print(json.dumps({"ratio": summary["ratio"], "best_arrow_batch": best}))
 
 

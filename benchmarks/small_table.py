@@ -19,7 +19,6 @@ score run's end -> process exit). Results: benchmarks/results/small_table.json. 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -28,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import ROOT, bench_parser, write_result
+
 GOAL_S = 45.0
 
 
@@ -97,13 +96,15 @@ def phases(work: Path, started: float, ended: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_500)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--out", default=str(RESULTS / "small_table.json"))
+    parser.add_argument("--name", help="result file name (default: small_table, small_table_wide with --wide)")
     parser.add_argument("--repo", default=str(ROOT), help="checkout whose pipeline runs (default: this one)")
     parser.add_argument("--wide", action="store_true", help="35 columns (ids, a date, a text, 22 numbers, 8 codes)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.repeat = 400, 1
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     measured = []
@@ -125,7 +126,7 @@ def main() -> None:
         "best_total_s": best["total_s"],
         "goal_s": GOAL_S,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args, args.name or ("small_table_wide" if args.wide else "small_table"), result)
     print(json.dumps(result, indent=2))
 
 

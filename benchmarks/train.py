@@ -9,35 +9,28 @@ All on synthetic feature Parquet with the shape of the architecture's reference 
   * loader_vs_training: loader-only samples/s (shuffling on) / 1-worker training samples/s. Target >= 20.
   * loader peak RSS streaming a 10M-row epoch. Target <= 1 GiB.
 
-    python benchmarks/train.py [--rows 2000000] [--big-rows 10000000]
+    python benchmarks/train.py [--rows 2000000] [--big-rows 10000000] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from harness import ROOT, bench_parser, scratch_dir, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 NUMERIC = [f"num__f{i}" for i in range(40)]
-MODEL = {
-    "type": "mlp",
-    "factory": "pipeline.model.networks:mlp",
-    "params": {"hidden": [256, 256], "activation": "relu", "dropout": 0.0, "norm": "none", "embedding_dim": None},
-}
+MODEL = {"type": "mlp", "hidden": [256, 256], "dropout": 0.0, "norm": "none"}  # train.model, as a config has it
 BATCH = 4096
 
 
-def write_features(folder: Path, rows: int, seed: int = 0) -> None:
+def write_features(folder: Path, rows: int, seed: int = 0, row_group_rows: int = 131_072) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -55,14 +48,17 @@ def write_features(folder: Path, rows: int, seed: int = 0) -> None:
                 x = rng.normal(size=(n, 40)).astype(np.float32)
                 y = ((x @ weights + rng.normal(size=n)) > 0).astype(np.float32)
                 arrays = [pa.array(x[:, j]) for j in range(40)] + [pa.array(y)]
-                writer.write_table(pa.Table.from_arrays(arrays, names=NUMERIC + ["label"]), row_group_size=131_072)
+                table = pa.Table.from_arrays(arrays, names=NUMERIC + ["label"])
+                writer.write_table(table, row_group_size=row_group_rows)
         part += 1
 
 
-def bare_torch(steps: int = 100, repeats: int = 3) -> float:
-    """Samples/s of a plain loop over in-memory tensors (median of repeats): the ceiling for one process."""
+def bare_torch(steps: int = 100) -> float:
+    """Samples/s of a plain loop over in-memory tensors: the ceiling for one process."""
     import torch
 
+    from pipeline.config.model import ModelConfig
+    from pipeline.launch.planning import resolved_model
     from pipeline.model.factory import build_network
     from pipeline.model.inputs import NUMERIC as NUMERIC_TENSOR
     from pipeline.model.inputs import ModelInputs, TensorInput
@@ -71,7 +67,7 @@ def bare_torch(steps: int = 100, repeats: int = 3) -> float:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     inputs = ModelInputs({NUMERIC_TENSOR: TensorInput(NUMERIC_TENSOR, (40,), "float32", tuple(NUMERIC))}, "binary", 1)
-    model = build_network(MODEL, inputs)
+    model = build_network(resolved_model(ModelConfig(**MODEL)), inputs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(BATCH * 16, 40)
     y = (x[:, 0] > 0).float()
@@ -109,15 +105,28 @@ def loader_only(path: Path) -> dict:
     }
 
 
-def training_runs(features: Path, work: Path) -> dict:
+def training_runs(features: Path, work: Path, smoke: bool) -> dict:
+    """Each variant through the pipeline's own plan constructor and launcher (pipeline/launch/planning.py)."""
     from pipeline.config.schema import PipelineConfig, SparkConfig, TrainConfig
     from pipeline.data.session import build_spark
     from pipeline.launch.launchers import launch
+    from pipeline.launch.planning import build_plan
     from pipeline.layout import Layout
     from pipeline.model.spec import FeatureSpec, LabelSpec, NumericStats
-    from pipeline.worker.plan import TrainPlan
 
-    layout = Layout.from_config(PipelineConfig(work_dir=str(work)))
+    train = TrainConfig(
+        epochs=2 if smoke else 4,
+        batch_size=256 if smoke else BATCH,
+        warmup_epochs=0.0,
+        patience=5,
+        monitor="val_loss",
+        threads_per_worker=1,
+        max_steps_per_epoch=5 if smoke else 60,
+        seed=0,
+        model=MODEL,
+    )
+    config = PipelineConfig(work_dir=str(work), train=train)
+    layout = Layout.from_config(config)
     Path(layout.prepared.features_dir).parent.mkdir(parents=True)
     Path(layout.prepared.features_dir).symlink_to(features)  # the generated data, where the layout expects it
     names = [c.removeprefix("num__") for c in NUMERIC]
@@ -128,28 +137,6 @@ def training_runs(features: Path, work: Path) -> dict:
     )
     assert spec.numeric_columns == NUMERIC
     spark = build_spark(SparkConfig(master="local[2]"))
-    base = TrainPlan(
-        layout=layout,
-        run_id="",
-        spec=spec,
-        model=MODEL,
-        epochs=4,
-        batch_size=BATCH,
-        lr=1e-3,
-        scale_lr_by_workers=True,
-        warmup_epochs=0.0,
-        weight_decay=0.0,
-        grad_clip=None,
-        backward_passes_per_step=1,
-        fp16_allreduce=False,
-        patience=5,
-        monitor="val_loss",
-        threads_per_worker=1,
-        shuffle_buffer_rows=200_000,
-        max_steps_per_epoch=60,
-        loss=None,
-        seed=0,
-    )
     variants = [
         ("horovod", 1, {}, {}),
         ("horovod", 2, {}, {}),
@@ -161,11 +148,10 @@ def training_runs(features: Path, work: Path) -> dict:
     ]
     out = {}
     for i, (backend, procs, changes, env) in enumerate(variants):
-        plan = replace(base, run_id=f"ckpt-{i}", **changes)
         cycle_time = env.get("HOROVOD_CYCLE_TIME")
-        launcher = TrainConfig(
-            backend=backend, num_proc=procs, start_timeout_s=120, nics=["lo"], horovod_cycle_time_ms=cycle_time
-        )
+        settings = {"backend": backend, "num_proc": procs, "nics": ["lo"], "horovod_cycle_time_ms": cycle_time}
+        launcher = train.model_copy(update={**settings, **changes})
+        plan = build_plan(config.model_copy(update={"train": launcher}), spec, layout, run_id=f"ckpt-{i}")
         result = launch(spark, plan, launcher)
         name = f"{backend}_{procs}" + "".join(f"_{k}={v}" for k, v in {**changes, **env}.items())
         sps = float(np.median([h["train_samples_per_s"] for h in result.history[1:]]))  # warm epochs
@@ -176,7 +162,7 @@ def training_runs(features: Path, work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
@@ -188,23 +174,26 @@ def main() -> None:
         print(json.dumps(loader_only(Path(args.path))))
         return
 
-    data = Path(args.data)
+    if args.smoke:
+        args.rows, args.big_rows = 20_000, 50_000
+    data = scratch_dir(args, Path(args.data))
+    evaluation_rows, group = (2_000, 4_096) if args.smoke else (20_000, 131_072)
     features = data / f"features_{args.rows}"
     big = data / f"features_big_{args.big_rows}" / "train"
     if not (features / "train").exists():
-        write_features(features / "train", args.rows)
-        write_features(features / "val", 20_000, seed=1)
-        write_features(features / "test", 20_000, seed=2)
+        write_features(features / "train", args.rows, row_group_rows=group)
+        write_features(features / "val", evaluation_rows, seed=1, row_group_rows=group)
+        write_features(features / "test", evaluation_rows, seed=2, row_group_rows=group)
     if not big.exists():
-        write_features(big, args.big_rows, seed=3)
+        write_features(big, args.big_rows, seed=3, row_group_rows=group)
 
-    bare = bare_torch()
+    bare = bare_torch(steps=5 if args.smoke else 100)
     print(f"bare torch loop: {bare:,.0f} samples/s", flush=True)
     import shutil
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))  # fresh: old checkpoints would be resumed, not trained
-    runs = training_runs(features, work)
+    runs = training_runs(features, work, args.smoke)
     shutil.rmtree(work, ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     loader = json.loads(
@@ -251,8 +240,7 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train.json").write_text(json.dumps(summary, indent=2))
+    write_result(args, "train", summary)
     print(
         json.dumps(
             {k: summary[k] for k in ("pipeline_vs_bare", "scaling_efficiency_2_workers", "loader_vs_training")},

@@ -7,12 +7,11 @@ with its own MLflow store and Optuna storage under a temporary folder:
 Epochs run and wall time come from each study's `tune` run. HistGradientBoosting on the same feature columns
 (train split -> test split) is the tabular reference. Writes benchmarks/results/tune.json.
 
-    .venv/bin/python benchmarks/tune.py
+    .venv/bin/python benchmarks/tune.py [--work-dir work] [--store DIR] [--smoke]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -20,12 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from harness import ROOT, bench_parser, write_result
+
 CONFS = ["conf/flights.yaml", "conf/local.yaml", "conf/flights_tune.yaml"]
+SMOKE_SETTINGS = ["tune.trials=2", "tune.pruner_startup_trials=1", "train.epochs=2", "train.max_steps_per_epoch=3"]
 
 
-def run_study(store: Path, study: str, *overrides: str) -> dict:
+def run_study(store: Path, common: list[str], study: str, *overrides: str) -> dict:
     """One `tune` process; returns its tune run's metrics and the trials."""
     import mlflow
 
@@ -38,6 +38,7 @@ def run_study(store: Path, study: str, *overrides: str) -> dict:
         f"tracking.model_name=bench-{study}",
         f"tune.storage=sqlite:///{store}/optuna.db",
         f"tune.study_name={study}",
+        *common,
         *overrides,
     ]
     for item in settings:
@@ -54,7 +55,7 @@ def run_study(store: Path, study: str, *overrides: str) -> dict:
     return {"metrics": metrics, "trials": trials}
 
 
-def default_training(store: Path) -> dict:
+def default_training(store: Path, common: list[str]) -> dict:
     """The untuned default (conf/flights.yaml as `make demo` trains it), in the same run: its test AUC."""
     import mlflow
 
@@ -68,7 +69,8 @@ def default_training(store: Path) -> dict:
     command = [sys.executable, "-m", "pipeline", "train", "--conf", CONFS[0], "--conf", CONFS[1]]
     for item in (f"tracking.uri=sqlite:///{store}/mlflow.db", f"tracking.artifact_root={store}/artifacts"):
         command += ["--set", item]
-    command += ["--set", "tracking.model_name=bench-default"]
+    for item in ("tracking.model_name=bench-default", *common):
+        command += ["--set", item]
     subprocess.run(command, cwd=ROOT, check=True)
     return {"test_auc": float(finished()["metrics.test_auc"].iloc[0])}
 
@@ -85,7 +87,7 @@ def queue_same_trials(store: Path, source: str, target: str) -> None:
         copy.enqueue_trial(trial.params)
 
 
-def gradient_boosting_reference() -> dict:
+def gradient_boosting_reference(work_dir: Path) -> dict:
     """HistGradientBoosting on the prepared feature columns: test AUC.
 
     Vocabulary indices are categories where scikit-learn allows it (at most 255 values); a larger vocabulary
@@ -99,7 +101,7 @@ def gradient_boosting_reference() -> dict:
     from pipeline.layout import Layout
     from pipeline.model.spec import FeatureSpec
 
-    prepared = Layout.from_config(PipelineConfig(work_dir="work")).prepared
+    prepared = Layout.from_config(PipelineConfig(work_dir=str(work_dir))).prepared
     spec = FeatureSpec.load(prepared.spec_file)
     columns = spec.numeric_columns + spec.categorical_columns
     train = pd.read_parquet(prepared.features("train"), columns=[*columns, "label"])
@@ -112,17 +114,20 @@ def gradient_boosting_reference() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--store", help="reuse this folder's stores (finished studies are not rerun)")
+    parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of the prepared demo (make demo)")
     args = parser.parse_args()
-    if not (ROOT / "work" / "prepared" / "feature_spec.json").exists():
-        raise SystemExit("no prepared demo data in work/prepared: run `make demo` first")
+    work_dir = Path(args.work_dir).resolve()
+    if not (work_dir / "prepared" / "feature_spec.json").exists():
+        raise SystemExit(f"no prepared demo data in {work_dir}/prepared: run `make demo` first")
     store = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="tune-bench-"))
-    default = default_training(store)
-    pruned = run_study(store, "pruned")
+    common = [f"work_dir={work_dir}", *(SMOKE_SETTINGS if args.smoke else [])]
+    default = default_training(store, common)
+    pruned = run_study(store, common, "pruned")
     queue_same_trials(store, "pruned", "unpruned")
-    unpruned = run_study(store, "unpruned", "tune.pruner=none")
-    reference = gradient_boosting_reference()
+    unpruned = run_study(store, common, "unpruned", "tune.pruner=none")
+    reference = gradient_boosting_reference(work_dir)
     result = {
         "default_mlp": default,
         "hist_gradient_boosting": reference,
@@ -131,8 +136,7 @@ def main() -> None:
         "epochs_pruned_vs_unpruned": pruned["metrics"]["epochs_run"] / unpruned["metrics"]["epochs_run"],
         "seconds_pruned_vs_unpruned": pruned["metrics"]["tune_seconds"] / unpruned["metrics"]["tune_seconds"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tune.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_result(args, "tune", result)
     print(
         json.dumps(
             {
