@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from pipeline import setup_commands
 from pipeline.console import pipeline_summary
-from pipeline.errors import PipelineError
+from pipeline.errors import DRIFT_EXIT_CODE, DriftError, PipelineError
 
 log = logging.getLogger("pipeline")
 
@@ -259,4 +259,4 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         sys.stderr.write(f"error: {exc}\n")  # the user-facing one-line error, not a log record
-        return 2
+        return DRIFT_EXIT_CODE if isinstance(exc, DriftError) else 2

@@ -46,6 +46,8 @@ def pipeline_summary(config, outcome) -> None:
         scored.model.version,
         scored.output_path,
     )
+    if scored.drift_summary:
+        log.info("         %s", scored.drift_summary)
     ui_hint(config)
 
 

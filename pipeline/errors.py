@@ -23,3 +23,10 @@ class TrackingError(PipelineError):
 
 class ScoringError(PipelineError):
     """Batch scoring cannot run (schema drift, missing model, bad date)."""
+
+
+class DriftError(ScoringError):
+    """A score batch drifted past monitor.fail_psi; its outputs are written. The CLI exits with DRIFT_EXIT_CODE."""
+
+
+DRIFT_EXIT_CODE = 3  # schedulers branch on it: 2 is a user error, 3 "scored, but the inputs drifted"

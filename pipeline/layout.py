@@ -31,6 +31,11 @@ class PreparedPaths:
         return f"{self.root}/quality_report.json"
 
     @property
+    def profile_file(self) -> str:
+        """The train rows' reference profile (pipeline/monitoring/profile.py): the model carries it to scoring."""
+        return f"{self.root}/reference_profile.json"
+
+    @property
     def clean_dir(self) -> str:
         return f"{self.root}/clean"
 
@@ -122,6 +127,11 @@ class Layout:
     @property
     def tune_best_overlay(self) -> str:
         return f"{self.tune_dir}/best_params.yaml"
+
+    @property
+    def monitoring(self) -> DatedOutput:
+        """Drift rows of each score batch, partitioned like the predictions (pipeline/monitoring/drift_output.py)."""
+        return DatedOutput(f"{self.work_dir}/monitoring")
 
     def checkpoints(self, run_id: str) -> str:
         """One training run's checkpoints (rank 0 writes, every rank reads on resume)."""

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.config.frozen import Frozen, check_reference
 from pipeline.config.model import AugmentConfig, ModelConfig
+from pipeline.config.monitoring import MonitorConfig
 from pipeline.config.tuning import TuneConfig
 
 
@@ -273,6 +274,8 @@ class PipelineConfig(Frozen):
     """MLflow tracking and registry."""
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     """Batch scoring."""
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    """Drift of each score batch against the model's reference profile."""
     tune: TuneConfig = Field(default_factory=TuneConfig)
     """Hyperparameter search (`python -m pipeline tune`)."""
 

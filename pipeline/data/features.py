@@ -238,9 +238,7 @@ def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
 
     out = [F.col(c) for c in keep]
     for stats in spec.numeric:
-        x = _finite(stats.name)
-        filled = F.coalesce(x, F.lit(stats.median))
-        standardized = (_shaped(filled, stats) - F.lit(stats.mean)) / F.lit(stats.std)
+        x, standardized = standardized_column(stats)
         out.append(standardized.cast("float").alias(f"num__{stats.name}"))
         if stats.missing_indicator:
             out.append(x.isNull().cast("float").alias(f"miss__{stats.name}"))
@@ -256,7 +254,7 @@ def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
             out.append(F.coalesce(F.sin(angle), F.lit(0.0)).cast("float").alias(f"ts__{ts.name}__{part}_sin"))
             out.append(F.coalesce(F.cos(angle), F.lit(0.0)).cast("float").alias(f"ts__{ts.name}__{part}_cos"))
     for cat in spec.categorical:
-        out.append(_index_column(F.col(cat.name).cast("string"), cat.vocab).alias(f"cat__{cat.name}"))
+        out.append(category_index(F.col(cat.name).cast("string"), cat.vocab).alias(f"cat__{cat.name}"))
     out += [pixels_column(image) for image in spec.images]
     out += [encode_column(text.name, text).alias(text.column) for text in spec.texts]
     out += [F.col(array.name).cast("array<float>").alias(array.column) for array in spec.arrays]
@@ -265,7 +263,17 @@ def transform(df, spec: FeatureSpec, keep: tuple[str, ...] = ()):
     return df.select(*out)
 
 
-def _index_column(text, vocab: tuple[str, ...]):
+def standardized_column(stats: NumericStats):
+    """(the raw value, null where missing or not finite; the value the model sees: median-imputed, shaped,
+    standardized) as Spark columns. Shared by the transform and the drift profile (pipeline/monitoring/)."""
+    from pyspark.sql import functions as F
+
+    x = _finite(stats.name)
+    return x, (_shaped(F.coalesce(x, F.lit(stats.median)), stats) - F.lit(stats.mean)) / F.lit(stats.std)
+
+
+def category_index(text, vocab: tuple[str, ...]):
+    """A categorical value's index as the model sees it (0 null, 1 out of vocabulary, 2.. the vocabulary)."""
     from pyspark.sql import functions as F
 
     mapping = F.create_map(*[x for i, v in enumerate(vocab) for x in (F.lit(v), F.lit(i + 2))])
@@ -278,7 +286,7 @@ def _label_column(label: LabelSpec):
 
     column = F.col(label.column)
     if label.task == "multiclass":
-        return (_index_column(column.cast("string"), label.classes) - 2).alias("label")
+        return (category_index(column.cast("string"), label.classes) - 2).alias("label")
     value = label_value(label.column, label.positive)
     if label.task == "regression":
         shaped = F.log1p(value) if label.log1p else value

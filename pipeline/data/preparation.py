@@ -21,6 +21,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.data.cleaning import split_clean, tag_invalid
 from pipeline.data.column_check import check_columns, table_columns
 from pipeline.data.features import fit_spec, transform
+from pipeline.data.input_profile import Profile, profile_rows
 from pipeline.data.label_domain import resolve_label_domain
 from pipeline.data.quality import (
     QualityReport,
@@ -92,6 +93,7 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         passes = input_passes(file_bytes_read(spark), bytes_before, input_bytes)
         report = quality_report(read.counts, spec, stats, reasons, passes, phases, started)
         storage.write_text(staging.spec_file, spec.to_json())
+        storage.write_text(staging.profile_file, reference_profile(read.clean, spec, phases).to_json())
         storage.write_text(staging.report_file, report.to_json())
         storage.replace_dir(staging.root, final.root)
     finally:
@@ -107,6 +109,14 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         final.root,
     )
     return PrepareResult(final.root, spec, report)
+
+
+def reference_profile(clean, spec: FeatureSpec, phases: dict[str, float]) -> Profile:
+    """The train rows' bucket counts, the reference each score batch's drift is measured against."""
+    from pyspark.sql import functions as F
+
+    with _phase(phases, "profile"):
+        return profile_rows(clean.where(F.col(SPLIT) == "train"), spec)
 
 
 def _require_label(config: PipelineConfig) -> None:

@@ -42,6 +42,7 @@ class ScoreResult:
     rows_scored: int
     rows_quarantined: int
     model: RegisteredModel
+    drift_summary: str | None = None  # the monitoring step's one line (pipeline/monitoring/drift.py)
 
 
 @dataclass(frozen=True)
@@ -126,36 +127,53 @@ def scoring_sources(config: PipelineConfig, day: dt.date | None) -> DataConfig:
     return config.data.model_copy(update={"sources": sources})
 
 
-def score_rows(
-    spark, config: PipelineConfig, layout: Layout, model: RegisteredModel, spec: FeatureSpec, selection: Selection
-) -> ScoreResult:
-    """Score the selected rows with `model` and atomically replace the selection's output partition.
+def read_batch(spark, config: PipelineConfig, layout: Layout, spec: FeatureSpec, selection: Selection) -> ScoringInput:
+    """Read, check and clean the selected rows (cached); score_batch then predicts, publishes and releases them.
 
     Raises:
-        ScoringError: schema drift, or no rows. DataError: unreadable sources.
+        ScoringError: schema drift. DataError: unreadable sources.
+    """
+    Storage(spark).check_writable(layout.predictions.root, "score.output_dir")
+    return _read_input(spark, config, spec, selection.day)
+
+
+def score_batch(
+    spark,
+    config: PipelineConfig,
+    layout: Layout,
+    model: RegisteredModel,
+    spec: FeatureSpec,
+    selection: Selection,
+    inputs: ScoringInput,
+    hold_predictions: bool = False,
+) -> ScoreResult:
+    """Score `inputs` with `model` and atomically replace the selection's output partition (the quarantine's only,
+    when `hold_predictions`: the monitoring step found the batch unfit to publish).
+
+    Raises:
+        ScoringError: no rows, or too many quarantined.
     """
     day = selection.day
-    storage = Storage(spark)
-    storage.check_writable(layout.predictions.root, "score.output_dir")
-    inputs = _read_input(spark, config, spec, day)
     predictions = _predict(spark, config, model, spec, inputs.clean)
-    rows, bad = _publish(spark, storage, config, layout, selection, predictions, inputs)
+    rows, bad = _publish(spark, Storage(spark), config, layout, selection, predictions, inputs, hold_predictions)
     published = layout.predictions.partition(selection.partition)
     log.info(
-        "scored %d rows (%s) with %s v%s (%d quarantined) -> %s",
+        "scored %d rows (%s) with %s v%s (%d quarantined) -> %s%s",
         rows,
         f"date {day}" if day else "all input rows",
         model.name,
         model.version,
         bad,
         published,
+        " (held back: not published)" if hold_predictions else "",
     )
     return ScoreResult(published, rows, bad, model)
 
 
 @dataclass(frozen=True)
-class _ScoringInput:
-    """The rows a score run reads, planned on the driver: what to predict, what to quarantine, what to release."""
+class ScoringInput:
+    """The rows a score run reads, planned on the driver: what to predict, what to quarantine, what to release.
+    score_batch releases them; a caller that stops before it calls unpersist."""
 
     loaded: list[LoadedSource]
     tagged: object  # pyspark DataFrame: the selected rows with _reason / _record, persisted
@@ -169,7 +187,7 @@ class _ScoringInput:
             item.tagged.unpersist()
 
 
-def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date | None) -> _ScoringInput:
+def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date | None) -> ScoringInput:
     """The same sources, SQL and cleaning as prepare (no fitting), narrowed to the selected date.
 
     Planned on the driver, which also checks the input's schema against the model before any row is read.
@@ -193,7 +211,7 @@ def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date |
     clean, rejected = split_clean(tagged, stage="clean", source="table")
     if date_partitioned or day is None:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of the files this run reads in full
-    return _ScoringInput(loaded, tagged, clean, rejected)
+    return ScoringInput(loaded, tagged, clean, rejected)
 
 
 def _model_outputs(model_uri: str, spec: FeatureSpec) -> list[tuple[str, str]]:
@@ -246,11 +264,13 @@ def _publish(
     layout: Layout,
     selection: Selection,
     predictions,
-    inputs: _ScoringInput,
+    inputs: ScoringInput,
+    hold_predictions: bool,
 ) -> tuple[int, int]:
     """Write predictions and quarantine to staging, then swap both partitions in; returns (rows, quarantined).
 
-    Above data.max_quarantine_fraction only the quarantine partition is swapped in, and the run fails naming it.
+    Above data.max_quarantine_fraction only the quarantine partition is swapped in, and the run fails naming it;
+    `hold_predictions` also keeps the predictions back (the monitoring step's decision, reported by its caller).
 
     The executors write; the driver counts, swaps and always clears staging and the cache, so a failed or killed
     run leaves the published partitions as they were.
@@ -275,7 +295,7 @@ def _publish(
             )
         rate = unexpected_quarantine(spark.read.parquet(staged_bad), rows + bad)
         limit = config.data.max_quarantine_fraction
-        if rate.fraction <= limit:  # above it the predictions are held back; the quarantine is always published
+        if rate.fraction <= limit and not hold_predictions:  # the quarantine is always published
             storage.replace_dir(staged_out, layout.predictions.partition(partition))
         storage.replace_dir(staged_bad, layout.score_quarantine.partition(partition))
         check_quarantine_rate(rate, limit, "score", layout.score_quarantine.partition(partition))

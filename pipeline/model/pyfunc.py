@@ -21,6 +21,7 @@ THREADS_ENV = "SPARKTRAIN_PREDICT_THREADS"
 ARTIFACT_SPEC = "feature_spec"
 ARTIFACT_WEIGHTS = "weights"
 ARTIFACT_MODEL = "model_config"
+ARTIFACT_PROFILE = "reference_profile"  # optional: versions registered before monitoring have none
 
 
 class TabularModel(mlflow.pyfunc.PythonModel):
@@ -29,6 +30,7 @@ class TabularModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         # One thread per Python worker by default: spark_udf runs one worker per task slot.
         torch.set_num_threads(int(os.environ.get(THREADS_ENV, "1")))
+        self.artifact_paths = dict(context.artifacts)  # the score stage reads the reference profile from here
         with open(context.artifacts[ARTIFACT_SPEC], encoding="utf-8") as handle:
             self.spec = FeatureSpec.from_json(handle.read())
         with open(context.artifacts[ARTIFACT_MODEL], encoding="utf-8") as handle:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.scoring import ScoreResult, score_rows, select_rows
+from pipeline.data.scoring import ScoreResult, read_batch, score_batch, select_rows
+from pipeline.data.storage import Storage
 from pipeline.layout import Layout
+from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift
 from pipeline.tracking import registry, runs
 from pipeline.tracking.tracked import tracked_stage
 
@@ -21,14 +25,18 @@ def run(
 
     The run is linked to the training run of the model. See data/scoring.py select_rows for the partitions.
 
+    The batch's drift against the model's reference profile is measured before publishing and written after
+    (pipeline/monitoring/); at monitor.fail_psi the run fails with DriftError once everything is written.
+
     Raises:
         ScoringError: bad date, schema drift, no rows. TrackingError: model name/alias/version missing or
-        tracking store unreachable (both before any run is started).
+        tracking store unreachable (both before any run is started). DriftError: the inputs drifted too far.
     """
     selection = select_rows(config, date, batch_id)
     runs.configure(config.tracking, config.spark.master)
     model = registry.resolve(config.tracking.model_name, model_version)
-    spec = registry.load_pyfunc(model.uri).unwrap_python_model().spec  # also proves the model loads
+    python_model = registry.load_pyfunc(model.uri).unwrap_python_model()  # also proves the model loads
+    spec, reference = python_model.spec, carried_profile(python_model)
     with tracked_stage(config, "score"):
         runs.set_tags(
             {
@@ -39,6 +47,15 @@ def run(
                 "pipeline.train_run_id": model.run_id,
             }
         )
-        result = score_rows(spark, config, layout, model, spec, selection)
+        inputs = read_batch(spark, config, layout, spec, selection)
+        try:
+            drift = measure_drift(inputs.clean, spec, reference, config)
+        except BaseException:
+            inputs.unpersist()
+            raise
+        hold = drift is not None and drift.failed and config.monitor.hold_predictions
+        result = score_batch(spark, config, layout, model, spec, selection, inputs, hold)
         runs.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
-    return result
+        if drift is not None:
+            publish_drift(spark, Storage(spark), layout, selection.partition, drift, model)
+    return replace(result, drift_summary=drift.summary() if drift else None)

@@ -174,8 +174,15 @@ def register_and_evaluate(
         runs.log_metrics({"decision_threshold": float(threshold)})
     test = clean_split_rows(spark, layout, spec, "test")
     inputs = test[spec.input_columns]
+    profile = layout.prepared.profile_file  # absent when prepared before monitoring: scoring then says so
     model = registry.log_and_register(
-        spec, model_config, result.best_model_path, config.tracking.model_name, inputs.head(5), plan.model_code
+        spec,
+        model_config,
+        result.best_model_path,
+        config.tracking.model_name,
+        inputs.head(5),
+        plan.model_code,
+        profile if Path(profile).exists() else None,
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
     truth, predicted = _test_outcomes(spec, test, predictions, model_config)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.errors import TrackingError
-from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
+from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_PROFILE, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
 from pipeline.tracking import promotion_race
 from pipeline.tracking.signature import model_signature
@@ -78,8 +78,11 @@ def log_and_register(
     model_name: str,
     input_example: pd.DataFrame,
     user_code: CodeArchive | None = None,
+    profile_path: str | None = None,
 ) -> RegisteredModel:
     """Log the pyfunc in the active run, register a new version and give it the `candidate` alias.
+
+    `profile_path` (prepare's reference profile) travels with the model so each score run can measure drift.
 
     `user_code` (train.model.code) joins pipeline/model/ in the model's code_paths, so the model loads from its
     own files wherever it goes (spark_udf executors, `mlflow models serve`), with the user's folder nowhere.
@@ -98,10 +101,13 @@ def log_and_register(
                 archive.extractall(Path(tmp) / "user")  # the same bytes the ranks trained with
             shipped = Path(tmp) / "user" / user_code.name
             code_paths.append(str(shipped if shipped.is_dir() else shipped.with_suffix(".py")))
+        artifacts = {ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)}
+        if profile_path is not None:
+            artifacts[ARTIFACT_PROFILE] = profile_path
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(code / "model" / "entry.py"),  # models-from-code: nothing pickled
-            artifacts={ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)},
+            artifacts=artifacts,
             code_paths=code_paths,  # the model loads where only its own files + pip requirements exist
             signature=model_signature(spec),
             input_example=input_example,

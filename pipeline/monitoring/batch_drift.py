@@ -1,0 +1,50 @@
+"""The score run's monitoring step on the driver: profile the batch (one Spark pass over the cached clean rows),
+compare it with the reference profile the model carries, then publish the drift rows and metrics and fail the
+run at the failure level, after the outputs are written."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline.config.schema import PipelineConfig
+from pipeline.data.input_profile import Profile, profile_rows
+from pipeline.data.storage import Storage
+from pipeline.errors import DriftError
+from pipeline.layout import Layout
+from pipeline.model.pyfunc import ARTIFACT_PROFILE
+from pipeline.model.spec import FeatureSpec
+from pipeline.monitoring.drift import DriftReport, compare, log_report
+from pipeline.monitoring.drift_output import log_drift_to_run, write_drift_rows
+
+log = logging.getLogger(__name__)
+
+
+def carried_profile(python_model) -> Profile | None:
+    """The reference profile a loaded registered model carries; None for a version registered without one."""
+    path = getattr(python_model, "artifact_paths", {}).get(ARTIFACT_PROFILE)
+    return Profile.from_json(Path(path).read_text(encoding="utf-8")) if path else None
+
+
+def measure_drift(clean, spec: FeatureSpec, reference: Profile | None, config: PipelineConfig) -> DriftReport | None:
+    """The batch's drift report, or None when monitoring is off or the model carries no reference."""
+    if not config.monitor.enabled:
+        return None
+    if reference is None:
+        log.info("this model version carries no reference profile (registered before monitoring): drift not measured")
+        return None
+    report = compare(reference, profile_rows(clean, spec), config.monitor)
+    log_report(report)
+    return report
+
+
+def publish_drift(spark, storage: Storage, layout: Layout, partition: str, report: DriftReport, model) -> None:
+    """The monitoring table's partition and the score run's metrics and chart; then the failure, if any."""
+    written = write_drift_rows(spark, storage, layout.monitoring, partition, report, model)
+    log_drift_to_run(report)
+    if report.failed:
+        worst = ", ".join(f"{f.feature} PSI {f.psi:.3f}" for f in report.over(report.fail_psi)[:5])
+        raise DriftError(
+            f"the inputs drifted past monitor.fail_psi={report.fail_psi:g}: {worst}. The drift rows are in {written}. "
+            "Fix: check the upstream data; if the change is real, retrain on recent data (or raise monitor.fail_psi)"
+        )

@@ -1,0 +1,71 @@
+"""Where a score batch's drift goes: rows of the monitoring table (one per feature, under the batch's partition,
+swapped in like the predictions) and the score run's metrics and bar chart. Driver side."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict
+
+from pipeline.data.storage import Storage
+from pipeline.layout import DatedOutput
+from pipeline.monitoring.drift import DriftReport
+
+
+def write_drift_rows(spark, storage: Storage, output: DatedOutput, partition: str, report: DriftReport, model) -> str:
+    """Replace `partition` of the monitoring table with this report's rows; returns the partition's path."""
+    import pandas as pd
+
+    monitored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    rows = [
+        asdict(f)
+        | {
+            "rows": report.rows,
+            "reference_rows": report.reference_rows,
+            "drifted": f.psi >= report.warn_psi,
+            "failed": report.fail_psi is not None and f.psi >= report.fail_psi,
+            "new_columns": ",".join(report.new_columns),
+            "missing_columns": ",".join(report.missing_columns),
+            "model_name": model.name,
+            "model_version": str(model.version),
+            "monitored_at": monitored_at,
+        }
+        for f in report.features
+    ]
+    frame = pd.DataFrame(rows).astype({"unseen_share": "float64", "reference_unseen_share": "float64"})
+    token = uuid.uuid4().hex[:8]
+    staged = output.staged_partition(token, partition)
+    try:
+        spark.createDataFrame(frame).coalesce(1).write.mode("overwrite").parquet(staged)
+        storage.replace_dir(staged, output.partition(partition))
+    finally:
+        storage.delete(output.staging(token))
+    return output.partition(partition)
+
+
+def log_drift_to_run(report: DriftReport) -> None:
+    """Metrics and a horizontal bar chart of PSI per feature, with the two levels, in the active score run (a
+    matplotlib Figure, no pyplot: no global backend to switch, as in pipeline/evaluation/plots.py)."""
+    import mlflow
+    from matplotlib.figure import Figure
+
+    mlflow.log_metrics(report.metrics())
+    ordered = sorted(report.features, key=lambda f: f.psi)
+    figure = Figure(figsize=(7, 0.3 * len(ordered) + 1.5))
+    axis = figure.subplots()
+    colours = [_colour(f.psi, report) for f in ordered]
+    axis.barh([f.feature for f in ordered], [f.psi for f in ordered], color=colours)
+    for level, style in ((report.warn_psi, "--"), (report.fail_psi, "-")):
+        if level is not None:
+            axis.axvline(level, color="grey", linestyle=style, linewidth=1)
+    axis.set_xlabel("PSI against the training reference")
+    axis.set_title(f"input drift: {report.rows} rows scored")
+    figure.tight_layout()
+    mlflow.log_figure(figure, "monitoring/drift.png")
+
+
+def _colour(psi: float, report: DriftReport) -> str:
+    """Red at the failure level, orange at the warning level, blue below."""
+    if report.fail_psi is not None and psi >= report.fail_psi:
+        return "#c0392b"
+    return "#e67e22" if psi >= report.warn_psi else "#4c72b0"

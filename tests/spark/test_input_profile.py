@@ -1,0 +1,47 @@
+"""The reference profile prepare writes, and the batch profile of each drift kind on real Spark rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from pipeline.config.monitoring import MonitorConfig
+from pipeline.data.input_profile import MISSING, Profile, profile_rows
+from pipeline.data.split import SPLIT
+from pipeline.monitoring.drift import compare
+
+
+def reference_and_rows(spark, prepared_flights):
+    config, prepared = prepared_flights
+    reference = Profile.from_json(Path(prepared.output_dir, "reference_profile.json").read_text())
+    clean = spark.read.parquet(f"{prepared.output_dir}/clean")
+    return prepared.spec, reference, clean.where(F.col(SPLIT) == "train")
+
+
+def test_prepare_writes_the_train_rows_reference(spark, prepared_flights):
+    spec, reference, train = reference_and_rows(spark, prepared_flights)
+    assert reference.rows == prepared_flights[1].report.split_rows["train"] == train.count()
+    assert set(reference.features) == {n.name for n in spec.numeric} | {c.name for c in spec.categorical}
+    assert all(f.rows == reference.rows for f in reference.features.values())
+    assert "carrier" in reference.columns and SPLIT not in reference.columns
+    assert profile_rows(train, spec) == reference  # the same function of the same rows: no drift by construction
+
+
+def test_each_drift_kind_moves_only_its_feature(spark, prepared_flights):
+    spec, reference, train = reference_and_rows(spark, prepared_flights)
+    sample = train.limit(4000)
+    base = compare(reference, profile_rows(sample, spec), MonitorConfig())
+    changed = sample.withColumn("distance", F.col("distance") * 4)  # a shifted numeric
+    changed = changed.withColumn("carrier", F.when(F.rand(1) < 0.5, F.lit("ZZ")).otherwise(F.col("carrier")))
+    changed = changed.withColumn("temp", F.when(F.rand(2) < 0.7, F.lit(None)).otherwise(F.col("temp")))
+    changed = changed.drop("dep_time").withColumn("promo_code", F.lit("x"))  # schema: one column gone, one new
+    report = compare(reference, profile_rows(changed, spec), MonitorConfig())
+    psi = {f.feature: f.psi for f in report.features}
+    before = {f.feature: f.psi for f in base.features}
+    assert {name for name in psi if psi[name] > before[name] + 0.05} == {"distance", "carrier", "temp"}
+    carrier = next(f for f in report.features if f.feature == "carrier")
+    temp = next(f for f in report.features if f.feature == "temp")
+    assert 0.4 < carrier.unseen_share < 0.6 and temp.missing_share > 0.6
+    assert report.new_columns == ("promo_code",) and report.missing_columns == ("dep_time",)
+    assert temp.reference_missing_share == reference.features["temp"].share(MISSING)
