@@ -146,6 +146,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.stages import evaluate
+
+    config = setup_commands.load_args(args)
+    _with_spark(config, lambda spark, layout: evaluate.run(spark, config, layout, args.date, args.batch_id))
+    return 0
+
+
 def _add_selection_args(parser: argparse.ArgumentParser, date_default: str | None) -> None:
     parser.add_argument(
         "--date",
@@ -224,6 +232,12 @@ def _add_stage_commands(sub) -> None:
     _add_selection_args(p, date_default=None)
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("evaluate", help="realised metrics of a scored date once its outcomes arrived")
+    _add_config_args(p)
+    p.add_argument("--date", default=None, help="YYYY-MM-DD: the scored date whose predictions are measured")
+    p.add_argument("--batch-id", default=None, help="or the scored batch=ID partition")
+    p.set_defaults(func=_cmd_evaluate)
 
     for name, help_text, date_default in (
         ("run", "prepare -> train -> register -> score, linked under one MLflow run", None),

@@ -129,9 +129,14 @@ class Layout:
         return f"{self.tune_dir}/best_params.yaml"
 
     @property
-    def monitoring(self) -> DatedOutput:
+    def monitoring_drift(self) -> DatedOutput:
         """Drift rows of each score batch, partitioned like the predictions (pipeline/monitoring/drift_output.py)."""
-        return DatedOutput(f"{self.work_dir}/monitoring")
+        return DatedOutput(f"{self.work_dir}/monitoring/drift")
+
+    @property
+    def monitoring_outcomes(self) -> DatedOutput:
+        """Realised metrics of each scored partition once its outcomes arrived (pipeline/monitoring/outcomes.py)."""
+        return DatedOutput(f"{self.work_dir}/monitoring/outcomes")
 
     def checkpoints(self, run_id: str) -> str:
         """One training run's checkpoints (rank 0 writes, every rank reads on resume)."""

@@ -6,6 +6,17 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from pipeline.config.frozen import Frozen
+from pipeline.config.source_entry import SourceConfig
+
+
+class OutcomesConfig(Frozen):
+    """Where the real outcomes of scored rows arrive, later than the rows (`python -m pipeline evaluate`)."""
+
+    source: SourceConfig
+    """The outcomes table (csv, json or parquet, with a schema), e.g. tomorrow's export of arrivals; read once per
+    evaluate run and matched to the stored predictions by data.key_columns; may contain {date}."""
+    label: str | None = None
+    """Its column holding the outcome, in the label's own terms; null: features.label.column."""
 
 
 class MonitorConfig(Frozen):
@@ -22,6 +33,8 @@ class MonitorConfig(Frozen):
     hold_predictions: bool = False
     """At the failure level, keep this batch's predictions unpublished (the monitoring rows are written either
     way); false: publish them and fail the run, so a scheduler can alert and still use them."""
+    outcomes: OutcomesConfig | None = None
+    """The outcomes that arrive later, for realised metrics per scored date; null: `evaluate` is unavailable."""
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitorConfig:

@@ -11,6 +11,7 @@ timestamps are not profiled yet.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from pipeline.model.spec import FeatureSpec
 
 PROFILE_VERSION = 1
 Z_EDGES = (-2.0, -1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
+FEATURES_PER_BRANCH = 6
 MISSING = -1  # numeric bucket of a null / NaN / infinite value (categorical nulls are index 0, the model's own)
 
 
@@ -86,7 +88,13 @@ def profile_rows(df, spec: FeatureSpec) -> Profile:
     columns = tuple(c for c in df.columns if not c.startswith("_"))
     if not pairs:
         return Profile(df.count(), columns=columns)
-    exploded = df.select(F.explode(F.array(*pairs)).alias("p")).select("p.feature", "p.bucket")
+    # A few features per branch, the branches one job: one array of 26 structs generates a Java method over the
+    # JVM's 64 KB limit (Spark logs the compile error with its stack and falls back to interpreted code).
+    branches = [
+        df.select(F.explode(F.array(*pairs[i : i + FEATURES_PER_BRANCH])).alias("p"))
+        for i in range(0, len(pairs), FEATURES_PER_BRANCH)
+    ]
+    exploded = functools.reduce(lambda a, b: a.unionByName(b), branches).select("p.feature", "p.bucket")
     counts: dict[str, dict[int, int]] = {name: {} for name in kinds}
     for row in exploded.groupBy("feature", "bucket").count().collect():
         counts[row["feature"]][int(row["bucket"])] = int(row["count"])

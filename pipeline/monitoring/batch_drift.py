@@ -40,7 +40,7 @@ def measure_drift(clean, spec: FeatureSpec, reference: Profile | None, config: P
 
 def publish_drift(spark, storage: Storage, layout: Layout, partition: str, report: DriftReport, model) -> None:
     """The monitoring table's partition and the score run's metrics and chart; then the failure, if any."""
-    written = write_drift_rows(spark, storage, layout.monitoring, partition, report, model)
+    written = write_drift_rows(spark, storage, layout.monitoring_drift, partition, report, model)
     log_drift_to_run(report)
     if report.failed:
         worst = ", ".join(f"{f.feature} PSI {f.psi:.3f}" for f in report.over(report.fail_psi)[:5])

@@ -4,12 +4,12 @@ swapped in like the predictions) and the score run's metrics and bar chart. Driv
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import asdict
 
 from pipeline.data.storage import Storage
 from pipeline.layout import DatedOutput
 from pipeline.monitoring.drift import DriftReport
+from pipeline.monitoring.tables import replace_partition
 
 
 def write_drift_rows(spark, storage: Storage, output: DatedOutput, partition: str, report: DriftReport, model) -> str:
@@ -33,14 +33,7 @@ def write_drift_rows(spark, storage: Storage, output: DatedOutput, partition: st
         for f in report.features
     ]
     frame = pd.DataFrame(rows).astype({"unseen_share": "float64", "reference_unseen_share": "float64"})
-    token = uuid.uuid4().hex[:8]
-    staged = output.staged_partition(token, partition)
-    try:
-        spark.createDataFrame(frame).coalesce(1).write.mode("overwrite").parquet(staged)
-        storage.replace_dir(staged, output.partition(partition))
-    finally:
-        storage.delete(output.staging(token))
-    return output.partition(partition)
+    return replace_partition(spark, storage, output, partition, frame)
 
 
 def log_drift_to_run(report: DriftReport) -> None:

@@ -29,7 +29,7 @@ def test_a_score_run_writes_its_drift_rows_metrics_and_chart(trained_flights, sp
     scored = run_score_job(spark, config, SCORE_DATE)
     assert scored.drift_summary.startswith("drift warn:")  # one December day against Jan-Sep weather: it drifts
 
-    monitoring = Layout.from_config(config).monitoring.partition(f"date={SCORE_DATE}")
+    monitoring = Layout.from_config(config).monitoring_drift.partition(f"date={SCORE_DATE}")
     rows = spark.read.parquet(monitoring).toPandas().set_index("feature")
     assert set(rows.index) == {n.name for n in outcome.spec.numeric} | {c.name for c in outcome.spec.categorical}
     assert (rows["rows"] == scored.rows_scored).all() and set(rows["model_version"]) == {outcome.model.version}
@@ -64,7 +64,7 @@ def test_the_failure_level_holds_predictions_and_exits_3(trained_flights, spark,
     assert code == DRIFT_EXIT_CODE
     assert not (tmp_path / "held" / f"date={SCORE_DATE}").exists()  # held back
     layout = Layout.from_config(config)
-    assert spark.read.parquet(layout.monitoring.partition(f"date={SCORE_DATE}")).where("failed").count() > 0
+    assert spark.read.parquet(layout.monitoring_drift.partition(f"date={SCORE_DATE}")).where("failed").count() > 0
     assert "drift warn" not in caplog.text and "drift FAIL" in caplog.text
     failed = score_runs(config).sort_values("start_time").iloc[-1]
     assert failed["tags.pipeline.status"] == "failed" and failed["metrics.drift_max_psi"] > 0.25
