@@ -28,7 +28,7 @@ def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
 def test_help_lists_the_built_stages():
     out = cli("--help")
     assert out.returncode == 0
-    for stage in ("config", "demo-data", "prepare", "train", "score", "run", "demo"):
+    for stage in ("config", "demo-data", "prepare", "train", "score", "evaluate", "run", "demo"):
         assert stage in out.stdout
 
 
