@@ -33,6 +33,9 @@ def measure_drift(clean, spec: FeatureSpec, reference: Profile | None, config: P
     if reference is None:
         log.info("this model version carries no reference profile (registered before monitoring): drift not measured")
         return None
+    if not reference.features:
+        log.info("the model has no numeric or categorical inputs, the only ones profiled yet: drift not measured")
+        return None
     report = compare(reference, profile_rows(clean, spec), config.monitor)
     log_report(report)
     return report
