@@ -23,6 +23,9 @@ class MonitorConfig(Frozen):
     enabled: bool = True
     """Profile every score batch and compare it with the reference profile the model carries (one Spark pass over
     the cached batch); written to monitoring/ under work_dir and to the score run."""
+    sample_rows: int = Field(100_000, ge=1000)
+    """Profile at most about this many rows of a batch (and of train, for the reference): a seeded sample above
+    it. PSI over a dozen buckets is stable long before that; the profile is a pass of its own over the batch."""
     warn_psi: float = Field(0.1, gt=0)
     """A feature whose population stability index (PSI) reaches this has drifted: a WARNING naming it. 0.1 is the
     usual 'moderate shift' level."""

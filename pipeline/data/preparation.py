@@ -93,7 +93,8 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
         passes = input_passes(file_bytes_read(spark), bytes_before, input_bytes)
         report = quality_report(read.counts, spec, stats, reasons, passes, phases, started)
         storage.write_text(staging.spec_file, spec.to_json())
-        storage.write_text(staging.profile_file, reference_profile(read.clean, spec, phases).to_json())
+        profile = reference_profile(read.clean, spec, config.monitor.sample_rows, phases)
+        storage.write_text(staging.profile_file, profile.to_json())
         storage.write_text(staging.report_file, report.to_json())
         storage.replace_dir(staging.root, final.root)
     finally:
@@ -111,12 +112,12 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     return PrepareResult(final.root, spec, report)
 
 
-def reference_profile(clean, spec: FeatureSpec, phases: dict[str, float]) -> Profile:
+def reference_profile(clean, spec: FeatureSpec, sample_rows: int, phases: dict[str, float]) -> Profile:
     """The train rows' bucket counts, the reference each score batch's drift is measured against."""
     from pyspark.sql import functions as F
 
     with _phase(phases, "profile"):
-        return profile_rows(clean.where(F.col(SPLIT) == "train"), spec)
+        return profile_rows(clean.where(F.col(SPLIT) == "train"), spec, sample_rows)
 
 
 def _require_label(config: PipelineConfig) -> None:

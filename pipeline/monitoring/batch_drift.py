@@ -36,7 +36,7 @@ def measure_drift(clean, spec: FeatureSpec, reference: Profile | None, config: P
     if not reference.features:
         log.info("the model has no numeric or categorical inputs, the only ones profiled yet: drift not measured")
         return None
-    report = compare(reference, profile_rows(clean, spec), config.monitor)
+    report = compare(reference, profile_rows(clean, spec, config.monitor.sample_rows), config.monitor)
     log_report(report)
     return report
 

@@ -45,3 +45,15 @@ def test_each_drift_kind_moves_only_its_feature(spark, prepared_flights):
     assert 0.4 < carrier.unseen_share < 0.6 and temp.missing_share > 0.6
     assert report.new_columns == ("promo_code",) and report.missing_columns == ("dep_time",)
     assert temp.reference_missing_share == reference.features["temp"].share(MISSING)
+
+
+def test_a_large_batch_is_profiled_on_a_sample(spark, prepared_flights):
+    spec, reference, train = reference_and_rows(spark, prepared_flights)
+    sampled = profile_rows(train, spec, max_rows=2000)
+    assert sampled.rows == reference.rows  # the batch's size, not the sample's
+    sizes = {f.rows for f in sampled.features.values()}
+    assert len(sizes) == 1 and 1500 < sizes.pop() < 2500
+    # A sample of the same rows does not drift on numeric buckets; a 1,000-value vocabulary (tailnum) is noisy on
+    # 2,000 rows (most values unseen in the sample): PSI of small batches over wide vocabularies reads high.
+    report = compare(reference, sampled, MonitorConfig())
+    assert max(f.psi for f in report.features if f.kind == "numeric") < 0.1
