@@ -21,8 +21,8 @@ class OutcomesConfig(Frozen):
 
 class MonitorConfig(Frozen):
     enabled: bool = True
-    """Profile every score batch and compare it with the reference profile the model carries (one Spark pass over
-    the cached batch); written to monitoring/ under work_dir and to the score run."""
+    """Profile every score batch and compare it with the reference profile the model carries; written to
+    monitoring/drift/ under work_dir and to the score run (docs/operating.md, Monitoring)."""
     sample_rows: int = Field(100_000, ge=1000)
     """Profile at most about this many rows of a batch (and of train, for the reference): a seeded sample above
     it. PSI over a dozen buckets is stable long before that; the profile is a pass of its own over the batch."""
