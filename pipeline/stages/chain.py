@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.preparation import PrepareResult
-from pipeline.data.scoring import ScoreResult, select_rows
+from pipeline.data.score_selection import select_rows
+from pipeline.data.scoring import ScoreResult
 from pipeline.layout import Layout
 from pipeline.stages import prepare, score, train
 from pipeline.stages.train import TrainResult

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.scoring import parse_date
+from pipeline.data.score_selection import parse_date
 from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
 from pipeline.layout import Layout, partition_name

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.scoring import ScoreResult, read_batch, score_batch, select_rows
+from pipeline.data.score_selection import select_rows
+from pipeline.data.scoring import ScoreResult, read_batch, score_batch
 from pipeline.data.storage import Storage
 from pipeline.layout import Layout
 from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipeline.config.load import load_config
-from pipeline.data.scoring import select_rows
+from pipeline.data.score_selection import select_rows
 from pipeline.errors import ScoringError
 
 SOURCE = {"name": "t", "format": "csv", "path": "in.csv", "schema": {"id": "bigint"}}
