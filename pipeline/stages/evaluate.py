@@ -32,7 +32,7 @@ def run(spark, config: PipelineConfig, layout: Layout, date: str | None, batch_i
     predictions = stored_predictions(spark, layout, partition)
     made_by = predictions.select("model_name", "model_version").first()
     model = registry.resolve(made_by["model_name"], made_by["model_version"])
-    label = registry.load_pyfunc(model.uri).unwrap_python_model().spec.label
+    label = registry.load_spec(model.uri).label
     with tracked_stage(config, "evaluate"):
         runs.set_tags({"score.partition": partition, "registry.model": model.name, "registry.version": model.version})
         outcome = measure_outcomes(spark, config, label, predictions, partition)

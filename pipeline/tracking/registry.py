@@ -278,3 +278,10 @@ def load_pyfunc(uri: str):
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(uri)
+
+
+def load_spec(uri: str) -> FeatureSpec:
+    """A registered version's feature spec alone (one small artifact), where loading the model is not needed."""
+    import mlflow.artifacts
+
+    return FeatureSpec.load(mlflow.artifacts.download_artifacts(f"{uri}/artifacts/{ARTIFACT_SPEC}.json"))
