@@ -11,7 +11,7 @@ export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_horovod.sh scripts/check_prereqs.sh
+$(STAMP): pyproject.toml scripts/install_horovod.sh scripts/horovod_build_check.py scripts/check_prereqs.sh
 	PYTHON=$(PYTHON) scripts/check_prereqs.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=68,<81' wheel 'cmake>=3.18,<4'

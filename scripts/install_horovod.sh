@@ -22,32 +22,42 @@ CACHE_DIR="${SPARKTRAIN_CACHE:-$HOME/.cache/sparktrain}/wheels"
 
 torch_version="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 py_tag="$("$PY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')"
-# NCCL needs a CUDA toolkit (nvcc), a CUDA build of torch, and a GPU to be worth it.
-if command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 \
-   && "$PY" -c 'import torch,sys; sys.exit(0 if torch.version.cuda else 1)'; then
+# The cuda flavour (Horovod with NCCL) wherever a GPU and a CUDA build of torch are present. Its build needs a CUDA
+# toolkit (nvcc); NCCL itself comes from pip's nvidia-nccl wheel (installed with CUDA torch), linked as a shared
+# library: pip ships no static NCCL, Horovod's default link.
+if nvidia-smi -L >/dev/null 2>&1 && "$PY" -c 'import torch,sys; sys.exit(0 if torch.version.cuda else 1)'; then
     flavour="cuda"
+    if ! command -v nvcc >/dev/null 2>&1; then
+        echo "ERROR: a GPU and CUDA torch are present but no CUDA toolkit (nvcc) to build Horovod's NCCL" >&2
+        echo "operations; a Gloo-only Horovod would hang on the first CUDA tensor." >&2
+        echo "Fix: install the CUDA toolkit matching torch $("$PY" -c 'import torch; print(torch.version.cuda)')" >&2
+        echo "(e.g. apt-get install cuda-toolkit-12-x) and re-run make setup, or use train.backend: torch_distributor." >&2
+        exit 1
+    fi
+    nccl_home="$("$PY" -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)"
 else
     flavour="cpu"
 fi
 key="horovod-${HOROVOD_VERSION}-torch${torch_version}-${py_tag}-${flavour}"
 wheel_dir="$CACHE_DIR/$key"
 
+# What this flavour needs compiled in (PyTorch and Gloo; NCCL for cuda): scripts/horovod_build_check.py.
+build_matches() {
+    "$VENV/bin/horovodrun" --check-build | "$PY" "$(dirname "$0")/horovod_build_check.py" "$flavour"
+}
+
 check_build() {
-    local out
-    out="$("$VENV/bin/horovodrun" --check-build)"
-    echo "$out"
-    # `[X] PyTorch` and `[X] Gloo` mark what was compiled in.
-    if ! grep -q '\[X\] PyTorch' <<<"$out" || ! grep -q '\[X\] Gloo' <<<"$out"; then
-        echo "ERROR: Horovod was built without PyTorch or Gloo support (see above)." >&2
+    "$VENV/bin/horovodrun" --check-build
+    if ! build_matches; then
         echo "Fix: delete $wheel_dir and re-run 'make setup' to rebuild it." >&2
         exit 1
     fi
 }
 
+# An installed build is kept only if it is this flavour's: a CPU build left from before a GPU appeared is rebuilt.
 if "$PY" -c "import horovod, sys; sys.exit(0 if horovod.__version__ == '$HOROVOD_VERSION' else 1)" 2>/dev/null \
-   && "$PY" -c "import horovod.torch" 2>/dev/null; then
-    echo "horovod $HOROVOD_VERSION already installed in $VENV"
-    check_build
+   && "$PY" -c "import horovod.torch" 2>/dev/null && build_matches 2>/dev/null; then
+    echo "horovod $HOROVOD_VERSION ($flavour) already installed in $VENV"
     exit 0
 fi
 
@@ -68,7 +78,10 @@ if ! ls "$wheel_dir"/horovod-*.whl >/dev/null 2>&1; then
     export CMAKE_POLICY_VERSION_MINIMUM=3.5
     export MAKEFLAGS="-j$(nproc)"
     if [ "$flavour" = "cuda" ]; then
-        export HOROVOD_GPU_OPERATIONS=NCCL
+        export HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_NCCL_LINK=SHARED
+        if [ -n "$nccl_home" ]; then
+            export HOROVOD_NCCL_HOME="$nccl_home"  # pip's nvidia-nccl wheel: include/ and lib/
+        fi
     fi
     mkdir -p "$wheel_dir"
     "$PY" -m pip wheel --no-build-isolation --no-deps "$src" -w "$build_dir/out"
@@ -77,5 +90,5 @@ else
     echo "Using cached horovod wheel from $wheel_dir"
 fi
 
-"$PY" -m pip install --quiet --no-deps "$wheel_dir"/horovod-*.whl
+"$PY" -m pip install --quiet --no-deps --force-reinstall "$wheel_dir"/horovod-*.whl
 check_build

@@ -185,6 +185,13 @@ class TrainConfig(Frozen):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Forward-pass precision through torch.autocast on GPU ranks (fp16 adds a gradient scaler); weights stay fp32.
     CPU ranks train in fp32 whatever the setting (not measured to help there)."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """Where ranks compute. auto: GPU when Spark assigns GPUs to tasks (spark.task.resource.gpu.amount > 0; on a
+    local master spark.driver.resource.gpu.amount > 0), else CPU, whatever the driver itself sees; gpu: always
+    (a rank without CUDA fails with the fix); cpu: never."""
+    deterministic: bool = True
+    """GPU ranks use deterministic kernels (cuDNN, cuBLAS workspace), so resume stays bit-exact as on CPU; false:
+    the fastest kernels, and a resumed run may end with slightly different weights."""
 
     _reference = field_validator("loss")(check_reference)
 

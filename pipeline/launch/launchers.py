@@ -7,18 +7,19 @@ BACKENDS is the one table from a backend name (train.backend) to its launcher an
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
 from pipeline.environment import scoped_env
 from pipeline.errors import TrainingError
+from pipeline.launch.gpu_resources import check_gpu_backend, resolve_gpu_use
 from pipeline.worker.backends import DDPBackend, HorovodBackend, RankBackend
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
 from pipeline.worker.rank_entry import run_rank
@@ -28,44 +29,6 @@ TAIL_LINES = 12  # per rank
 _RANK_PREFIX = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:")
 # The last line of a Python traceback: "ValueError: ...", "horovod.common.exceptions.HorovodInternalError: ...".
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
-
-
-def available_slots(spark) -> tuple[int, str]:
-    """Task slots the application can use at once: executors x cores / spark.task.cpus (local[k] -> k)."""
-    sc = spark.sparkContext
-    master = sc.master
-    task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
-    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
-    cluster = re.fullmatch(r"local-cluster\[(\d+),\s*(\d+),\s*(\d+)\]", master)
-    if local:
-        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
-        source = f"spark.master={master}"
-    elif cluster:
-        cores = int(cluster.group(1)) * int(cluster.group(2))
-        source = f"spark.master={master} ({cluster.group(1)} executors x {cluster.group(2)} cores)"
-    else:
-        cores = sc.defaultParallelism  # total cores of registered executors on standalone/YARN/k8s
-        source = f"{cores} executor cores registered with {master}"
-    return cores // task_cpus, f"{source}, spark.task.cpus={task_cpus}"
-
-
-def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
-    """Fail in seconds instead of Horovod waiting start_timeout for slots that will never come.
-
-    On a cluster, executors register a few seconds after the session starts, so a shortfall is re-checked
-    for up to `register_wait_s` before it is an error; local masters are answered at once.
-    """
-    slots, source = available_slots(spark)
-    deadline = time.monotonic() + register_wait_s
-    while num_proc > slots and not spark.sparkContext.master.startswith("local") and time.monotonic() < deadline:
-        time.sleep(2)
-        slots, source = available_slots(spark)
-    if num_proc > slots:
-        raise TrainingError(
-            f"train.num_proc={num_proc} but the Spark application has only {slots} task slot(s) ({source}). "
-            f"Fix: set train.num_proc<={slots}, or give Spark more cores (e.g. spark.master=local[{num_proc}] "
-            "or more executors)"
-        )
 
 
 class WorkerTails:
@@ -118,17 +81,25 @@ class TailStream:
 
 
 def horovod_env(base: dict[str, str], nics: list[str] | None, cycle_time_ms: float | None) -> dict[str, str]:
-    """The environment every rank gets: the driver's, plus the Gloo interface and the background cycle time.
+    """The environment every rank gets: the driver's without its CUDA_VISIBLE_DEVICES (each rank takes the GPU
+    Spark assigned to its task, on its own host: pipeline/worker/device.py), plus the Gloo and NCCL interface and
+    the background cycle time.
 
     Horovod's background thread wakes every HOROVOD_CYCLE_TIME ms to negotiate ready gradients; on a few CPU
     cores those wake-ups compete with compute (2 ranks on 2 cores scaled 0.67 at 1 ms, 0.77 at 5 ms).
     """
-    env = dict(base)
-    if nics:
-        env["HOROVOD_GLOO_IFACE"] = nics[0]
+    env = {k: v for k, v in base.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env.update(nic_env(nics))
     if cycle_time_ms is not None:
         env["HOROVOD_CYCLE_TIME"] = f"{cycle_time_ms:g}"
     return env
+
+
+def nic_env(nics: list[str] | None) -> dict[str, str]:
+    """train.nics for every library that moves rank traffic: Horovod's Gloo, torch's Gloo and NCCL."""
+    if not nics:
+        return {}
+    return {"HOROVOD_GLOO_IFACE": nics[0], "GLOO_SOCKET_IFNAME": nics[0], "NCCL_SOCKET_IFNAME": ",".join(nics)}
 
 
 def _launch_horovod(spark, plan: TrainPlan, train: TrainConfig, launched: Launched) -> RankResult:
@@ -155,20 +126,13 @@ def _launch_torch_distributor(spark, plan: TrainPlan, train: TrainConfig, launch
     # One agent per Spark task (local_mode=False) made the agents sometimes miss each other's exit barrier
     # here, so rank 0 waited out torchelastic's 300 s timeout after training had finished.
     local_mode = spark.sparkContext.master.startswith("local")
-    distributor = TorchDistributor(num_processes=train.num_proc, local_mode=local_mode, use_gpu=_cuda_available())
-    # Gloo picks its interface from GLOO_SOCKET_IFNAME; the distributor passes the driver's environment through.
-    gloo_iface = {"GLOO_SOCKET_IFNAME": train.nics[0]} if train.nics else {}
-    with scoped_env(gloo_iface):
+    distributor = TorchDistributor(num_processes=train.num_proc, local_mode=local_mode, use_gpu=plan.use_gpu)
+    # Gloo and NCCL pick their interface from the environment; the distributor passes the driver's through.
+    with scoped_env(nic_env(train.nics)):
         result = distributor.run(run_rank, plan, launched.rank_backend, launched.on_epoch)
     if not isinstance(result, RankResult):
         raise TrainingError(f"TorchDistributor returned {type(result).__name__}, expected rank 0's RankResult")
     return result
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 @dataclass(frozen=True)
@@ -201,6 +165,10 @@ def launch(spark, plan: TrainPlan, train: TrainConfig, on_epoch: EpochCallback |
         TrainingError: a rank failed (the message ends with every rank's last output lines).
     """
     backend = BACKENDS[train.backend]
+    use_gpu, why = resolve_gpu_use(spark, train)
+    check_gpu_backend(spark, train, use_gpu)
+    log.info("training on %s (%s)", "GPU" if use_gpu else "CPU", why)
+    plan = dataclasses.replace(plan, use_gpu=use_gpu)
     tails = WorkerTails()
     try:
         return backend.launch(spark, plan, train, Launched(backend.rank_backend, on_epoch, tails))

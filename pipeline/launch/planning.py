@@ -41,6 +41,7 @@ DRIVER_ONLY = frozenset(
         "decision_threshold",
         "max_restarts",
         "restart_wait_s",
+        "device",  # resolved against Spark's GPU resources at launch (pipeline/launch/gpu_resources.py)
     }
 )
 MIN_STEPS_PER_EPOCH = 50  # automatic batch size: every worker gets at least this many steps per epoch

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
 from pipeline.errors import TrainingError
-from pipeline.launch.launchers import LaunchFailed, check_slots, launch
+from pipeline.launch.launchers import LaunchFailed, launch
+from pipeline.launch.slots import check_slots
 from pipeline.tracking import runs
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
 

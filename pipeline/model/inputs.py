@@ -14,6 +14,7 @@ travel as uint8 (4x fewer bytes through the loader and to the device) and become
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,10 +145,17 @@ def to_model_view(batch: Batch, inputs: ModelInputs) -> Batch:
         out[tensor.name] = batch[tensor.name].long()
     for tensor in inputs.of_kind(IMAGE):
         x = batch[tensor.name]
-        mean = torch.tensor(tensor.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(tensor.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        mean, std = _channel_constants(tuple(tensor.mean), tuple(tensor.std), x.device)
         out[tensor.name] = (x.to(torch.float32) / 255.0 - mean) / std
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_constants(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std as [1, C, 1, 1] tensors on `device`, built once (not a host-to-device copy per
+    batch)."""
+    shaped = (torch.tensor(v, dtype=torch.float32, device=device).view(1, -1, 1, 1) for v in (mean, std))
+    return tuple(shaped)
 
 
 def batch_from_arrays(numeric: np.ndarray, categorical: np.ndarray) -> Batch:

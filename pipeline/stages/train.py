@@ -12,10 +12,11 @@ from pipeline.evaluation import plots
 from pipeline.evaluation.baseline import constant_baseline
 from pipeline.evaluation.bootstrap import Interval, metric_interval
 from pipeline.evaluation.threshold import choose_threshold
-from pipeline.launch.launchers import check_slots
+from pipeline.launch.gpu_resources import check_gpu_backend, resolve_gpu_use
 from pipeline.launch.model_check import ModelCheck
 from pipeline.launch.planning import draft_plan
 from pipeline.launch.recovery import launch_with_restarts
+from pipeline.launch.slots import check_slots
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
 from pipeline.tracking import datasets, registry, runs
@@ -77,7 +78,8 @@ def run(
         TrainingError: slots or worker failure. TrackingError: MLflow.
     """
     spec = load_prepared_spec(layout)
-    check_slots(spark, config.train.num_proc)  # this check and the next run before any MLflow run exists
+    check_slots(spark, config.train.num_proc)  # these checks run before any MLflow run exists
+    check_gpu_backend(spark, config.train, resolve_gpu_use(spark, config.train)[0])
     draft = draft_plan(config, spec, layout)  # a broken model or batch size fails here, in seconds
     with tracked_stage(config, "train", resume=not fresh, parent_run_id=parent_run_id) as stage:
         if tags:

@@ -19,8 +19,9 @@ from pathlib import Path
 from pipeline.config.load import with_values
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import ConfigError, DataError, PipelineError, TrainingError
-from pipeline.launch.launchers import available_slots
+from pipeline.launch.gpu_resources import check_parallel_gpu_trials
 from pipeline.launch.planning import MONITOR_BY_TASK, build_plan
+from pipeline.launch.slots import available_slots
 from pipeline.layout import Layout
 from pipeline.stages import train as train_stage
 from pipeline.tracking import runs
@@ -72,6 +73,7 @@ def check_parallel_slots(spark, config: PipelineConfig) -> None:
             "only from its main thread. Fix: set train.backend=torch_distributor for parallel trials, or "
             "tune.parallel=1"
         )
+    check_parallel_gpu_trials(spark, config.train, config.tune.parallel)
     needed = config.tune.parallel * config.train.num_proc
     slots, source = available_slots(spark)
     if needed > slots:

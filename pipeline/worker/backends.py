@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 
+from pipeline.worker.device import DeviceChoice, rank_device
+
 
 class RankBackend(Protocol):
     """One rank's view of the process group; constructing it joins the group."""
@@ -22,6 +24,8 @@ class RankBackend(Protocol):
     rank: int
     size: int
     local_rank: int
+    device: torch.device  # pipeline/worker/device.py's rule, applied before any collective on the device
+    device_choice: DeviceChoice
 
     def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int) -> tuple[Any, Any]: ...
 
@@ -47,12 +51,13 @@ class HorovodBackend:
 
     name = "horovod"
 
-    def __init__(self) -> None:
+    def __init__(self, use_gpu: bool) -> None:
         import horovod.torch as hvd
 
         self.hvd = hvd
         hvd.init()
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self.device, self.device_choice = rank_device(use_gpu, self.local_rank, _horovod_task_gpus())
 
     def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
         hvd = self.hvd
@@ -105,16 +110,17 @@ class DDPBackend:
 
     name = "torch_distributor"
 
-    def __init__(self) -> None:
+    def __init__(self, use_gpu: bool) -> None:
         import torch.distributed as dist
 
         self.dist = dist
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend=backend)
-        self.rank, self.size = dist.get_rank(), dist.get_world_size()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = torch.device(f"cuda:{self.local_rank}") if backend == "nccl" else torch.device("cpu")
+        # TorchDistributor already narrowed CUDA_VISIBLE_DEVICES to the task's GPUs (and its torchrun children
+        # have no TaskContext), so the rule goes by LOCAL_RANK. The device is current before NCCL starts.
+        self.device, self.device_choice = rank_device(use_gpu, self.local_rank, [])
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+        self.rank, self.size = dist.get_rank(), dist.get_world_size()
 
     def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
         from torch.nn.parallel import DistributedDataParallel
@@ -128,12 +134,11 @@ class DDPBackend:
         return wrapped, optimizer
 
     def broadcast_state(self, model, optimizer) -> None:
+        """Rank 0's parameters. The optimizer state is not sent: it is empty on a fresh start and every rank read
+        it from the same checkpoint on resume (pickling CUDA state through broadcast_object_list would put it
+        on one device)."""
         for tensor in model.state_dict().values():
             self.dist.broadcast(tensor.data if hasattr(tensor, "data") else tensor, src=0)
-        payload = [optimizer.state_dict() if self.rank == 0 else None]
-        self.dist.broadcast_object_list(payload, src=0)
-        if self.rank != 0:
-            optimizer.load_state_dict(payload[0])
 
     def broadcast_buffers(self, model) -> None:
         for buffer in model.buffers():
@@ -164,6 +169,16 @@ class DDPBackend:
 
     def shutdown(self) -> None:
         self.dist.destroy_process_group()
+
+
+def _horovod_task_gpus() -> list[str]:
+    """The GPU addresses Spark assigned to the task that launched this Horovod rank (horovod.spark relays
+    TaskContext.resources() to the rank); empty outside horovod.spark or without GPU resources."""
+    try:
+        from horovod.spark.task import get_available_devices
+    except ImportError:
+        return []
+    return [str(address) for address in get_available_devices()]
 
 
 def unwrap(model):

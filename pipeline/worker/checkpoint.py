@@ -64,6 +64,7 @@ class ResumePoint:
     best: dict = field(default_factory=new_best)
     rank_state: dict | None = None  # this rank's RNG states and metric sums at `skip_steps` (mid-epoch only)
     resumed: bool = False
+    scaler_state: dict | None = None  # fp16's GradScaler (loss scale and growth tracker)
 
 
 def resume_point(state: dict | None, rank: int, size: int) -> ResumePoint:
@@ -80,6 +81,7 @@ def resume_point(state: dict | None, rank: int, size: int) -> ResumePoint:
             "bad_epochs": state["bad_epochs"],
         },
         resumed=True,
+        scaler_state=state.get("scaler"),
     )
     partial = state.get("partial")
     if partial is not None:
@@ -98,9 +100,19 @@ def resume_point(state: dict | None, rank: int, size: int) -> ResumePoint:
     return point
 
 
-def checkpoint_state(model_state: dict, optimizer_state: dict, last_epoch: int, best: dict, history: list) -> dict:
-    """What a checkpoint holds after `last_epoch` (-1: none yet) completed; mid-epoch ones add `partial`."""
+def checkpoint_state(
+    model_state: dict,
+    optimizer_state: dict,
+    last_epoch: int,
+    best: dict,
+    history: list,
+    scaler_state: dict | None = None,
+) -> dict:
+    """What a checkpoint holds after `last_epoch` (-1: none yet) completed; mid-epoch ones add `partial`, fp16
+    runs their GradScaler's state (`scaler`)."""
+    scaler = {"scaler": scaler_state} if scaler_state else {}
     return {
+        **scaler,
         "epoch": last_epoch,
         "model": model_state,
         "optimizer": optimizer_state,

@@ -61,7 +61,7 @@ class EpochSteps:
         torch.manual_seed(self.plan.seed * 1_000_003 + epoch * 1_009 + backend.rank)  # exact resume of dropout
         self.model.train()
         self.augment.start_epoch(epoch, backend.rank)
-        sums = MetricSums(self.plan.task, self.plan.spec.label)
+        sums = MetricSums(self.plan.task, self.plan.spec.label, self.device)
         skip, point.skip_steps = point.skip_steps, 0  # steps of this epoch a mid-epoch checkpoint already holds
         if skip and point.rank_state is not None:
             restore_random_state(point.rank_state, self.device, self.augment.generator)
@@ -107,9 +107,9 @@ class EpochSteps:
                 rank_random_state(self.device, self.augment.generator, sums.as_tensor())
             )
             if self.backend.rank == 0:
-                state = checkpoint_state(
-                    unwrap(self.model).state_dict(), self.optimizer.state_dict(), epoch - 1, best, history
-                )
+                model_state, optimizer_state = unwrap(self.model).state_dict(), self.optimizer.state_dict()
+                scaler = self.precision.scaler_state()
+                state = checkpoint_state(model_state, optimizer_state, epoch - 1, best, history, scaler)
                 partial = {"epoch": epoch, "step": step + 1, "ranks": ranks}
                 save_checkpoint(self.plan.checkpoint_dir, {**state, "partial": partial})
 

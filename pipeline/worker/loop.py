@@ -123,7 +123,9 @@ def _report_and_checkpoint(
         model_state, optimizer_state = unwrap(steps.model).state_dict(), steps.optimizer.state_dict()
         save_checkpoint(
             plan.checkpoint_dir,
-            checkpoint_state(model_state, optimizer_state, epoch, progress.best, progress.history),
+            checkpoint_state(
+                model_state, optimizer_state, epoch, progress.best, progress.history, steps.precision.scaler_state()
+            ),
         )
         _log_epoch(plan, record, epoch, progress.epoch_seconds)
     # Every rank got the same callback, so all of them take part in this broadcast, or none does.
@@ -195,7 +197,7 @@ def _evaluate(
 ) -> dict:
     task = label.task
     model.eval()
-    sums = MetricSums(task, label)
+    sums = MetricSums(task, label, device)
     with torch.no_grad():
         for batch, y in loader.eval_batches():
             sums.update(model(to_device(batch, device, inputs)), y.to(device))

@@ -13,60 +13,60 @@ from pipeline.model.losses import loss_fn, predict
 from pipeline.model.spec import LabelSpec
 
 AUC_BINS = 4096
+_HEAD = ("loss", "count", "correct", "abs_err", "sq_err")
 
 
 class MetricSums:
-    """Accumulates per-rank sums for a task; `as_tensor` is what gets allreduced.
+    """Accumulates per-rank sums for a task on the rank's device; `as_tensor` is what gets allreduced.
 
+    The sums stay on the device and nothing in `update` reads a value back to the host, so a CUDA rank does not
+    wait for the GPU at every step: the one device-to-host copy is `as_tensor`, once per epoch.
     The loss is on the network's target (a standardised regression label); regression errors are converted to
     the label's own units first, through `label` (the spec's LabelSpec), so RMSE/MAE read in those units.
     """
 
-    def __init__(self, task: str, label: LabelSpec | None = None):
+    def __init__(self, task: str, label: LabelSpec | None = None, device: torch.device | None = None):
         self.task = task
         self.label = label
-        self.loss = 0.0
-        self.count = 0.0
-        self.correct = 0.0
-        self.abs_err = 0.0
-        self.sq_err = 0.0
-        self.hist = np.zeros((2, AUC_BINS), dtype=np.float64)
+        device = device or torch.device("cpu")
+        self.head = torch.zeros(len(_HEAD), dtype=torch.float64, device=device)
+        self.hist = torch.zeros((2, AUC_BINS), dtype=torch.float64, device=device)  # negatives, positives
 
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
         with torch.no_grad():
             if self.task == "multiclass":
-                keep = y >= 0
-                logits, y = logits[keep], y[keep]
-            n = float(len(y))
+                valid = y >= 0  # -1: a row without a class; masked arithmetically (indexing would sync)
+                n = valid.sum().double()
+                loss = torch.where(n > 0, loss_fn(self.task, logits, y).double() * n, 0.0)
+                correct = ((logits.argmax(dim=1) == y) & valid).sum()
+                self.head += _row(loss=loss, count=n, correct=correct)
+                return
+            n = float(y.shape[0])
             if n == 0:
                 return
-            self.loss += float(loss_fn(self.task, logits, y)) * n
-            self.count += n
+            loss = loss_fn(self.task, logits, y).double() * n
             pred = predict(self.task, logits)
             if self.task == "binary":
-                self.correct += float(((pred >= 0.5).float() == y).sum())
-                bins = torch.clamp((pred * AUC_BINS).long(), 0, AUC_BINS - 1).cpu().numpy()
-                positive = (y > 0.5).cpu().numpy()
-                self.hist[1] += np.bincount(bins[positive], minlength=AUC_BINS)
-                self.hist[0] += np.bincount(bins[~positive], minlength=AUC_BINS)
-            elif self.task == "multiclass":
-                self.correct += float((pred.argmax(dim=1) == y).sum())
+                positive = y > 0.5
+                correct = ((pred >= 0.5) == positive).sum()
+                bins = torch.clamp((pred * AUC_BINS).long(), 0, AUC_BINS - 1) + AUC_BINS * positive.long()
+                self.hist += torch.bincount(bins, minlength=2 * AUC_BINS).view(2, AUC_BINS)
+                self.head += _row(loss=loss, count=n, correct=correct)
             else:
                 if self.label is not None:
                     pred, y = self.label.to_original(pred), self.label.to_original(y)
-                err = pred - y
-                self.abs_err += float(err.abs().sum())
-                self.sq_err += float((err * err).sum())
+                err = (pred - y).double()
+                self.head += _row(loss=loss, count=n, abs_err=err.abs().sum(), sq_err=(err * err).sum())
 
     def as_tensor(self) -> torch.Tensor:
-        head = torch.tensor([self.loss, self.count, self.correct, self.abs_err, self.sq_err], dtype=torch.float64)
-        return torch.cat([head, torch.from_numpy(self.hist.reshape(-1))])
+        """The sums as one flat float64 CPU tensor (the epoch's only device-to-host copy)."""
+        return torch.cat([self.head, self.hist.reshape(-1)]).cpu()
 
     def restore(self, tensor: torch.Tensor) -> None:
         """Continue from sums that as_tensor returned (a mid-epoch checkpoint): the round trip is exact."""
-        values = tensor.double().numpy()
-        self.loss, self.count, self.correct, self.abs_err, self.sq_err = (float(v) for v in values[:5])
-        self.hist = values[5:].reshape(2, AUC_BINS).copy()
+        values = tensor.double().to(self.head.device)
+        self.head = values[: len(_HEAD)].clone()
+        self.hist = values[len(_HEAD) :].reshape(2, AUC_BINS).clone()
 
     @staticmethod
     def finalize(task: str, reduced: torch.Tensor, prefix: str) -> dict[str, float]:
@@ -98,3 +98,10 @@ def auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> float:
 
 def higher_is_better(metric: str) -> bool:
     return metric.endswith(("_auc", "_accuracy"))
+
+
+def _row(**values) -> torch.Tensor:
+    """One update of the head sums, in _HEAD's order (absent names add 0); device scalars stay on the device."""
+    parts = [values.get(name, 0.0) for name in _HEAD]
+    device = next((v.device for v in parts if isinstance(v, torch.Tensor)), None)
+    return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in parts])

@@ -11,12 +11,15 @@ import socket
 
 import psutil
 
+from pipeline.worker.device import DeviceChoice
+
 _EXECUTOR_MAIN = "CoarseGrainedExecutorBackend"
 _DRIVER_MAIN = "SparkSubmit"
 
 
-def worker_placement(rank: int) -> dict:
-    """This process's host and pid, and the executor id / pid of the Spark JVM it descends from."""
+def worker_placement(rank: int, device: DeviceChoice) -> dict:
+    """This process's host and pid, the executor id / pid of the Spark JVM it descends from, its device and why,
+    and the GPU addresses Spark assigned to its task."""
     executor_id, jvm_pid = _spark_ancestor()
     return {
         "rank": rank,
@@ -24,6 +27,9 @@ def worker_placement(rank: int) -> dict:
         "pid": os.getpid(),
         "executor_id": executor_id,
         "executor_pid": jvm_pid,
+        "device": device.device,
+        "device_reason": device.reason,
+        "spark_gpus": list(device.spark_gpus),
     }
 
 

@@ -57,7 +57,9 @@ class TrainPlan:
     augment: dict  # {"flip": bool, "crop_padding": int}: train-time image augmentation (pipeline/worker/augment.py)
     precision: str  # fp32, bf16 or fp16 (pipeline/worker/precision.py; GPU only)
     checkpoint_every_steps: int | None  # also checkpoint inside an epoch (mid-epoch resume); null: epoch ends only
+    deterministic: bool  # GPU ranks: deterministic kernels (pipeline/worker/device.py)
     model_code: CodeArchive | None = None  # train.model.code, zipped on the driver (not a TrainConfig field)
+    use_gpu: bool = False  # train.device resolved by the launcher against Spark's GPU resources
 
     @property
     def checkpoint_dir(self) -> str:

@@ -21,7 +21,7 @@ def run_rank(plan: TrainPlan, backend_cls: type[RankBackend], on_epoch: EpochCal
     """Train this rank with `backend_cls` (chosen on the driver from the backend table)."""
     _configure_rank_logging()
     try:
-        backend = backend_cls()
+        backend = backend_cls(plan.use_gpu)
     except Exception:
         log.exception("could not initialise the %s backend", backend_cls.name)
         raise

@@ -21,7 +21,7 @@ from pipeline.model.losses import label_dtype, loss_fn
 from pipeline.worker.augment import Augmenter
 from pipeline.worker.backends import RankBackend, unwrap
 from pipeline.worker.checkpoint import ResumePoint, load_checkpoint, resume_point
-from pipeline.worker.device import rank_device
+from pipeline.worker.device import use_deterministic_kernels
 from pipeline.worker.epoch_steps import EpochSteps
 from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.placement import worker_placement
@@ -49,8 +49,9 @@ def set_up_rank(plan: TrainPlan, backend: RankBackend) -> RankSetup:
     """Everything before the first epoch, in an order every rank shares (collectives, then the seeded model):
     data, model, optimizer, and the checkpoint's weights and progress when one exists."""
     torch.set_num_threads(plan.threads_per_worker)
-    device = rank_device(backend.local_rank)
-    workers = backend.allgather_object(worker_placement(backend.rank))
+    device = backend.device
+    use_deterministic_kernels(device, plan.deterministic)
+    workers = backend.allgather_object(worker_placement(backend.rank, backend.device_choice))
     train_data, usable_steps = _training_data(plan, backend)
     val_data = _loader(plan, "val", backend, shuffle=False)
     test_data = _loader(plan, "test", backend, shuffle=False)
@@ -59,10 +60,10 @@ def set_up_rank(plan: TrainPlan, backend: RankBackend) -> RankSetup:
     inputs = model_inputs(plan.spec)
     model = build_network(plan.model, inputs).to(device)
     augment = Augmenter(inputs, plan.augment["flip"], plan.augment["crop_padding"], plan.seed, device)
-    precision = Precision(plan.precision, device, log_it=backend.rank == 0)
     training_loss = _training_loss(plan)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=plan.weight_decay)
     model, optimizer, point = _resume_and_wrap(plan, backend, model, optimizer)
+    precision = Precision(plan.precision, device, log_it=backend.rank == 0, scaler_state=point.scaler_state)
 
     steps = EpochSteps(
         plan=plan,
@@ -129,6 +130,7 @@ def _loader(plan: TrainPlan, split: str, backend: RankBackend, shuffle: bool) ->
         buffer_rows=plan.shuffle_buffer_rows,
         label_dtype=label_dtype(plan.task),
         max_steps=plan.max_steps_per_epoch,
+        pin_memory=backend.device.type == "cuda",
     )
 
 

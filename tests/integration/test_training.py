@@ -38,6 +38,9 @@ def test_horovod_two_workers_learn_and_only_rank0_logs(trained_flights):
     history = runs.run_metric_history(outcome.run_id, "val_auc")
     assert sorted(step for step, _ in history) == [0, 1, 2]  # one value per epoch: rank 1 never logged
     assert Path(result.best_model_path).exists()
+    # train.device=auto with no GPU declared to Spark: CPU, whatever CUDA the driver might see, and it says why
+    assert [w["device"] for w in result.workers] == ["cpu", "cpu"]
+    assert {w["device_reason"] for w in result.workers} == {"train.device resolved to cpu"}
 
 
 def test_torch_distributor_backend_trains_the_same_loop(spark, train_config_factory):
@@ -107,6 +110,29 @@ def test_slot_check_errors_before_any_run(spark, train_config_factory):
     assert time.monotonic() - started < 30  # instead of Horovod's 600 s start_timeout
     message = str(err.value)
     assert "train.num_proc=3" in message and "only 2 task slot(s)" in message and "local[2]" in message
+
+
+def test_gpu_training_with_a_horovod_built_without_nccl_is_refused_before_any_run(spark, train_config_factory):
+    """This machine's Horovod is Gloo-only: a CUDA allreduce would throw inside its background loop and every rank
+    would wait forever, so asking for GPUs with it is a one-line error naming the fixes."""
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        run_train(spark, train_config_factory("train.device=gpu"))
+    message = str(err.value)
+    assert "Horovod was built without NCCL" in message and "no [X] NCCL" in message
+    assert "train.backend=torch_distributor" in message and "train.device=cpu" in message
+
+
+def test_torch_distributor_on_gpus_of_a_local_master_needs_the_drivers_gpus_declared(spark, train_config_factory):
+    """pyspark's TorchDistributor would otherwise fail with "GPUs were unable to be found on the driver"."""
+    from pipeline.errors import ConfigError
+
+    config = train_config_factory("train.device=gpu", "train.backend=torch_distributor")
+    with pytest.raises(ConfigError) as err:
+        run_train(spark, config)
+    assert "spark.driver.resource.gpu.amount=0 for train.num_proc=2" in str(err.value)
+    assert "spark.driver.resource.gpu.discoveryScript" in str(err.value)
 
 
 def test_batch_larger_than_a_worker_shard_is_a_config_error_before_any_run(spark, train_config_factory):
