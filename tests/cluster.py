@@ -31,6 +31,7 @@ ADMIN_USER, JOB_USER = "admin", "sparktrain"
 REGISTERED = "Successfully registered with master"  # a Spark Worker's log line once the master accepted it
 
 AUTH_INI = ROOT / "docker" / "mlflow_auth.ini"  # the basic-auth settings docker-compose.yml runs with
+GPU_DISCOVERY = ROOT / "scripts" / "gpu_discovery.sh"
 
 
 def spark_home() -> Path:
@@ -89,10 +90,17 @@ def create_user(tracking_uri: str, admin: tuple[str, str], username: str) -> str
     return password
 
 
+def _simulated_gpu(address: str) -> dict:
+    """A worker's environment that advertises one GPU, `address`, through scripts/gpu_discovery.sh. Spark does not
+    check it against hardware; only applications that ask for GPUs (spark.executor.resource.gpu.amount) use it."""
+    options = f"-Dspark.worker.resource.gpu.amount=1 -Dspark.worker.resource.gpu.discoveryScript={GPU_DISCOVERY}"
+    return {"SPARK_WORKER_OPTS": options, "SPARKTRAIN_GPU_ADDRESSES": address}
+
+
 def start_spark(base: Path, services: dict[str, Service]) -> tuple[str, str]:
     """A master and 2 one-core workers from the pyspark distribution, as services["master"], ["worker1"] and
-    ["worker2"]; returns the master's URL and its UI's URL. A restarted worker comes back on a new port and
-    registers with the master again."""
+    ["worker2"]; returns the master's URL and its UI's URL. Each worker advertises one simulated GPU (worker1 GPU
+    0, worker2 GPU 1). A restarted worker comes back on a new port and registers with the master again."""
     spark_class = str(spark_home() / "bin" / "spark-class")
     env = _daemon_env()
     master_port, ui_port = free_port(), free_port()
@@ -113,7 +121,7 @@ def start_spark(base: Path, services: dict[str, Service]) -> tuple[str, str]:
             [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1"]
             + ["--cores", "1", "--memory", "2g", "--webui-port", str(free_port())]
             + ["--work-dir", str(base / f"worker{i}")],
-            env=env,
+            env={**env, **_simulated_gpu(str(i - 1))},
             folder=base,
             ready=lambda service: REGISTERED in service.log_since_start(),
         )

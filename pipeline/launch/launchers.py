@@ -7,6 +7,7 @@ BACKENDS is the one table from a backend name (train.backend) to its launcher an
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import os
@@ -26,7 +27,8 @@ from pipeline.worker.rank_entry import run_rank
 
 log = logging.getLogger(__name__)
 TAIL_LINES = 12  # per rank
-_RANK_PREFIX = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:")
+# Horovod prefixes rank lines "[1]<stdout>:", torchrun "[rank1]:" (repeated when its output is relayed again).
+_RANK_PREFIX = re.compile(r"^(?:\[(\d+)\]<(?:stdout|stderr)>:|(?:\[rank(\d+)\]:\s*)+)")
 # The last line of a Python traceback: "ValueError: ...", "horovod.common.exceptions.HorovodInternalError: ...".
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
 
@@ -43,7 +45,7 @@ class WorkerTails:
 
     def add(self, line: str) -> None:
         match = _RANK_PREFIX.match(line)
-        key = f"rank {match.group(1)}" if match else "driver"
+        key = f"rank {match.group(1) or match.group(2)}" if match else "driver"
         text = line[match.end() :].strip() if match else line.strip()
         with self.lock:
             self.by_rank.setdefault(key, collections.deque(maxlen=TAIL_LINES)).append(line.rstrip())
@@ -78,6 +80,9 @@ class TailStream:
 
     def flush(self) -> None:
         self.target.flush()
+
+    def __getattr__(self, name: str):  # encoding, isatty, fileno...: the stream it stands in for answers
+        return getattr(self.target, name)
 
 
 def horovod_env(base: dict[str, str], nics: list[str] | None, cycle_time_ms: float | None) -> dict[str, str]:
@@ -128,7 +133,13 @@ def _launch_torch_distributor(spark, plan: TrainPlan, train: TrainConfig, launch
     local_mode = spark.sparkContext.master.startswith("local")
     distributor = TorchDistributor(num_processes=train.num_proc, local_mode=local_mode, use_gpu=plan.use_gpu)
     # Gloo and NCCL pick their interface from the environment; the distributor passes the driver's through.
-    with scoped_env(nic_env(train.nics)):
+    # The distributor relays rank output to the driver's stdout (local mode) or stderr (its log server): through
+    # the tails, so a rank's own error is recognised and not retried as a lost rank.
+    with (
+        scoped_env(nic_env(train.nics)),
+        contextlib.redirect_stdout(TailStream(sys.stdout, launched.tails)),
+        contextlib.redirect_stderr(TailStream(sys.stderr, launched.tails)),
+    ):
         result = distributor.run(run_rank, plan, launched.rank_backend, launched.on_epoch)
     if not isinstance(result, RankResult):
         raise TrainingError(f"TorchDistributor returned {type(result).__name__}, expected rank 0's RankResult")

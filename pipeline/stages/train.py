@@ -133,8 +133,7 @@ def _log_result(plan: TrainPlan, result: RankResult) -> None:
     best = {f"best_{plan.monitor}": result.best_metric, "best_epoch": result.best_epoch}
     runs.log_metrics({**best, **result.test_metrics})
     runs.log_dict(asdict(result), RESULT_ARTIFACT)  # includes "workers": where each rank ran
-    where = "; ".join(f"rank {w['rank']} {w['host']} executor {w['executor_id']}" for w in result.workers)
-    log.info("ranks ran on: %s", where)
+    log.info("ranks ran on: %s", "; ".join(_placement(w) for w in result.workers))
     runs.set_tags({"train.executors": ",".join(sorted({str(w["executor_id"]) for w in result.workers}))})
     if result.ended_on_its_best_epoch:
         runs.set_tags({"train.still_improving": "true"})
@@ -143,6 +142,13 @@ def _log_result(plan: TrainPlan, result: RankResult) -> None:
             "train.epochs (when null it allows about 2,000 optimizer steps)",
             plan.epochs,
         )
+
+
+def _placement(worker: dict) -> str:
+    """One rank's line: host, executor, device, and the GPU Spark assigned to its task (when any)."""
+    gpus = worker.get("spark_gpus") or []
+    assigned = f" (Spark task GPU {','.join(gpus)})" if gpus else ""
+    return f"rank {worker['rank']} {worker['host']} executor {worker['executor_id']} {worker.get('device')}{assigned}"
 
 
 def load_result(run_id: str) -> RankResult:

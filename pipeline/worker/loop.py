@@ -67,6 +67,8 @@ def _run_epoch(ready: RankSetup, progress: _Progress, epoch: int, on_epoch: Epoc
     plan, backend, steps = ready.plan, ready.backend, ready.steps
     started = time.perf_counter()
     sums = steps.run(epoch, ready.point, progress.best, progress.history)
+    if steps.device.type == "cuda":
+        torch.cuda.synchronize(steps.device)  # queued GPU work belongs to this epoch's time (nothing else waits)
     train_seconds = time.perf_counter() - started
     train_metrics = MetricSums.finalize(plan.task, backend.allreduce_sum(sums.as_tensor(), f"train{epoch}"), "train")
     _sync_buffers(steps.model, backend)

@@ -25,6 +25,7 @@ SCRIPTS = {
     "score": (["score"], True),
     "tune": (["tune"], True),
     "deep_data": (["deep_data"], False),
+    "gpu": (["gpu"], False),
 }
 
 
@@ -52,6 +53,9 @@ def test_benchmark_runs_in_smoke_mode(script, smoke_results, request):
     for name in files:
         result = json.loads((smoke_results / f"{name}.json").read_text())
         assert result, f"{name}.json is empty"
+    if script == "gpu":  # on CPU the rank side must still resume bit for bit (fp16 runs in fp32 there)
+        resumes = json.loads((smoke_results / "gpu.json").read_text())["exact_resume"]
+        assert resumes and all(r["bit_identical"] and r["resumed_from_step"] == 2 for r in resumes.values()), resumes
     after = {p: p.stat().st_mtime_ns for p in (ROOT / "benchmarks" / "results").iterdir()}
     assert after == measured, "a smoke run wrote into benchmarks/results/, over measured figures"
 

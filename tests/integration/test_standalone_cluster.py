@@ -5,6 +5,8 @@ a user or scheduler would, with the job user's credentials in their environment 
 
 from __future__ import annotations
 
+import re
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -88,3 +90,39 @@ def _sorted_bits(features: pd.DataFrame) -> pd.DataFrame:
         if bits[column].dtype.kind == "f":
             bits[column] = bits[column].to_numpy().view(np.uint32 if bits[column].dtype == np.float32 else np.uint64)
     return bits.sort_values(list(bits.columns), kind="mergesort").reset_index(drop=True)
+
+
+# The cluster's workers advertise one simulated GPU each (tests/cluster.py, scripts/gpu_discovery.sh): worker1 GPU
+# 0, worker2 GPU 1. An application asking for them gets one per executor and per task.
+GPU_TASKS = ["--set", 'spark.extra={"spark.executor.resource.gpu.amount": "1", "spark.task.resource.gpu.amount": "1"}']
+GPU_RUN = ["--set", "tracking.experiment=gpu-sim", "--set", "tracking.model_name=gpu-sim", "--set", "train.nics=[lo]"]
+GPU_RUN += ["--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=5"]
+
+
+def test_each_rank_takes_the_gpu_spark_assigned_to_its_task(cluster_prepared):
+    """Task -> rank -> device end to end on CPU: the GPU slots are counted, each Horovod rank learns its task's GPU
+    address from Spark (different executors, different GPUs), and train.device=cpu keeps them on the CPU."""
+    cluster, env = cluster_prepared["cluster"], cluster_prepared["env"]
+    out = submit(cluster, "train.py", *GPU_RUN, *GPU_TASKS, "--set", "train.device=cpu", env=env)
+    log = out.stdout + out.stderr
+    assert "training on CPU (train.device=cpu)" in log
+    placements = re.search(r"ranks ran on: (.*)", log).group(1)
+    assigned = sorted(re.findall(r"executor (\d+) cpu \(Spark task GPU (\d+)\)", placements))
+    assert len(assigned) == 2 and {gpu for _, gpu in assigned} == {"0", "1"}, placements
+    assert len({executor for executor, _ in assigned}) == 2, placements
+
+
+def test_gpus_spark_assigns_to_a_rank_without_cuda_fail_fast_naming_the_fix(cluster_prepared):
+    """train.device=auto follows Spark's task GPUs, not the driver's CUDA; TorchDistributor hands each task its GPU
+    through CUDA_VISIBLE_DEVICES. On these CPU-only workers the ranks stop at once with the rule's error (not a
+    hang, not a silent CPU run), and it is not retried as a lost rank."""
+    cluster, env = cluster_prepared["cluster"], cluster_prepared["env"]
+    started = time.monotonic()
+    out = submit(
+        cluster, "train.py", *GPU_RUN, *GPU_TASKS, "--set", "train.backend=torch_distributor", env=env, check=False
+    )
+    log = out.stdout + out.stderr
+    assert out.returncode != 0 and time.monotonic() - started < 240
+    assert "training on GPU (train.device=auto and spark.task.resource.gpu.amount=1)" in log
+    assert "this rank sees no CUDA device" in log and "train.device=cpu" in log
+    assert "not restarting" in log

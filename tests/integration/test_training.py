@@ -203,9 +203,13 @@ def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
     assert sorted(step for step, _ in runs.run_metric_history(outcome.run_id, "val_auc")) == [0, 1, 2]
 
 
-def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path):
+@pytest.mark.parametrize("backend", ["horovod", "torch_distributor"])
+def test_a_ranks_own_error_is_not_retried(spark, train_config_factory, tmp_path, backend):
+    """Both launchers read the ranks' output (Horovod's "[1]<stdout>:" lines, torchrun's "[rank1]:" ones relayed by
+    TorchDistributor), so the rank's own exception is told from a lost peer."""
     (tmp_path / "flaky_net.py").write_text(FLAKY_MODEL)
     config = train_config_factory(
+        f"train.backend={backend}",
         "train.max_restarts=3",
         "train.model.type=custom",
         "train.model.factory=flaky_net:build",
