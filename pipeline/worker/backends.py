@@ -125,7 +125,7 @@ class DDPBackend:
     def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.local_rank] if self.device.type == "cuda" else None
+        ids = [self.device.index] if self.device.type == "cuda" else None
         wrapped = DistributedDataParallel(model, device_ids=ids)  # broadcasts rank 0's parameters
         if fp16_allreduce:
             from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
