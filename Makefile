@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: setup demo demo-custom-model demo-images demo-text run test test-all lint mlflow-ui clean bench bench-deep
+.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text run test test-all lint mlflow-ui clean bench bench-deep
 
 setup: $(STAMP)
 
@@ -83,3 +83,7 @@ bench-deep: setup
 
 clean:
 	rm -rf work spark-warehouse metastore_db derby.log .pytest_cache
+
+# The one-shot GPU check (benchmarks/README.md): the rank side on CUDA, results in benchmarks/results/gpu.json.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu.py

@@ -22,7 +22,8 @@ from pathlib import Path
 from harness import ROOT, bench_parser, write_result
 
 CONFS = ["conf/flights.yaml", "conf/local.yaml", "conf/flights_tune.yaml"]
-SMOKE_SETTINGS = ["tune.trials=2", "tune.pruner_startup_trials=1", "train.epochs=2", "train.max_steps_per_epoch=3"]
+# --smoke: the fewest trials that still let the second one be pruned, 2 steps per epoch
+SMOKE_SETTINGS = ["tune.trials=2", "tune.pruner_startup_trials=1", "train.epochs=2", "train.max_steps_per_epoch=2"]
 
 
 def run_study(store: Path, common: list[str], study: str, *overrides: str) -> dict:
