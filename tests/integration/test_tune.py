@@ -153,3 +153,12 @@ def test_parallel_trials_need_the_slots_before_the_first_trial(spark, train_conf
     assert "tune.parallel=2 trials x train.num_proc=2 workers need 4 task slots" in str(err.value)
     assert "Fix: lower tune.parallel to 1" in str(err.value)
     assert not os.path.exists(tmp_path / "optuna.db")  # no study was even opened
+    # On a local master pyspark would hand every concurrent trial the same GPUs: refused, naming the fix.
+    gpus = train_config_factory(
+        *tune_overrides(tmp_path, "study-c", "tune.parallel=2", "train.backend=torch_distributor", space),
+        "train.device=gpu",
+    )
+    with pytest.raises(
+        ConfigError, match="tune.parallel=2 with GPU training on a local master .* Fix: tune.parallel=1"
+    ):
+        tune.run(spark, gpus, Layout.from_config(gpus))
