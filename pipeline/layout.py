@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.storage.uri_fs import is_local
+
 if TYPE_CHECKING:
     from pipeline.config.schema import PipelineConfig
 
@@ -99,7 +101,8 @@ class Layout:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> Layout:
-        work = str(Path(config.work_dir).absolute())
+        # A URI stays a URI (Path() would turn s3a://b/w into a local folder named "s3a:"); a path becomes absolute.
+        work = str(Path(config.work_dir).absolute()) if is_local(config.work_dir) else config.work_dir.rstrip("/")
         predictions = config.score.output_dir or f"{work}/predictions"
         quarantine = config.score.quarantine_dir or f"{work}/score_quarantine"
         return cls(work, DatedOutput(predictions.rstrip("/")), DatedOutput(quarantine.rstrip("/")))

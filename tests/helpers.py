@@ -132,8 +132,9 @@ def assert_same_weights(path_a: str, path_b: str) -> None:
     """Two saved state_dicts are bit-identical (exact resume)."""
     import torch
 
-    weights_a = torch.load(path_a, weights_only=True)
-    weights_b = torch.load(path_b, weights_only=True)
+    from pipeline.worker.checkpoint import load_weights
+
+    weights_a, weights_b = load_weights(path_a), load_weights(path_b)  # paths or storage URIs (s3://...)
     assert weights_a.keys() == weights_b.keys()
     for key in weights_a:
         assert torch.equal(weights_a[key], weights_b[key]), key

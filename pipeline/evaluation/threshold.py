@@ -6,10 +6,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pipeline.model.predictor import Predictor
 from pipeline.model.spec import FeatureSpec
+from pipeline.worker.checkpoint import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ def choose_threshold(spec: FeatureSpec, model_config: dict, weights_path: str, v
     """The probability threshold with the best F1 on `validation` (clean rows with the label), via sklearn."""
     from sklearn.metrics import precision_recall_curve
 
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    state = load_weights(weights_path)
     scores = Predictor(spec, model_config, state).scores(validation[spec.input_columns])
     y_true = spec.label.binary_targets(validation[spec.label.column])
     keep = ~np.isnan(y_true)

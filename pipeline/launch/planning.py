@@ -17,8 +17,6 @@ import math
 import os
 from dataclasses import dataclass
 
-import pyarrow.dataset as ds
-
 from pipeline.config.model import ModelConfig
 from pipeline.config.schema import PipelineConfig, TrainConfig
 from pipeline.errors import ConfigError, DataError
@@ -26,6 +24,7 @@ from pipeline.launch.model_check import ModelCheck, check_model
 from pipeline.layout import Layout
 from pipeline.model.factory import BUILTIN_FACTORIES, BUILTIN_PARAMS
 from pipeline.model.spec import FeatureSpec
+from pipeline.storage.files import parquet_dataset
 from pipeline.worker.loader import assign_shards, list_row_groups
 from pipeline.worker.plan import TrainPlan
 
@@ -163,7 +162,7 @@ def resolved_model(model: ModelConfig) -> dict:
 
 
 def shard_facts(layout: Layout, num_proc: int) -> ShardFacts:
-    groups = list_row_groups(ds.dataset(layout.prepared.features("train"), format="parquet"))
+    groups = list_row_groups(parquet_dataset(layout.prepared.features("train")))
     shards = assign_shards(groups, num_proc)
     return ShardFacts(sum(g.rows for g in groups), min(sum(g.rows for g in s) for s in shards), len(groups))
 

@@ -1,4 +1,5 @@
-"""Checkpoints (training ranks): written atomically by rank 0, read by every rank, loaded without unpickling.
+"""Checkpoints (training ranks): written atomically by rank 0, read by every rank, loaded without unpickling; on a
+local disk, HDFS or an object store alike (pipeline/storage/).
 
 A checkpoint is taken at the end of each epoch and, with train.checkpoint_every_steps, inside one. The mid-epoch
 kind adds where the epoch stands (`partial`: the epoch, the steps done, and each rank's random-number state and
@@ -8,14 +9,15 @@ would have: the loader's batch order is a function of (seed, epoch, rank) alone.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from pipeline import faults
+from pipeline.storage.files import exists, read_bytes, write_bytes
+from pipeline.storage.uri_fs import join
 
 log = logging.getLogger("pipeline.worker.checkpoint")
 LAST = "last.pt"
@@ -23,12 +25,9 @@ BEST = "best_model.pt"
 
 
 def save_checkpoint(directory: str, state: dict) -> None:
-    """Write to a temp file then rename, so a kill mid-write leaves the previous checkpoint intact."""
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / f".{LAST}.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path / LAST)
+    """Write the whole checkpoint atomically (pipeline/storage/files.py: a temporary file renamed over the last one
+    on disks and HDFS, one whole object on object stores), so a kill mid-write leaves the previous one intact."""
+    write_bytes(join(directory, LAST), _serialised(state))
     partial = state.get("partial")
     if partial is not None:
         faults.hold_after_checkpoint(partial["epoch"], partial["step"])  # the test seam; a no-op in production
@@ -36,17 +35,29 @@ def save_checkpoint(directory: str, state: dict) -> None:
 
 def load_checkpoint(directory: str) -> dict | None:
     """The last checkpoint's state, or None. weights_only=True: tensors and plain containers only."""
-    path = Path(directory) / LAST
-    if not path.exists():
+    uri = join(directory, LAST)
+    if not exists(uri):
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_weights(uri)
+
+
+def load_weights(uri: str) -> dict:
+    """A file this module wrote (checkpoint or best weights), on CPU, without unpickling anything but tensors and
+    plain containers; `uri` is a path or any URI the storage layer reads."""
+    return torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=True)
 
 
 def save_best_weights(directory: str, state_dict: dict) -> str:
-    """The best epoch's weights as a plain CPU state_dict (what gets registered); returns the file's path."""
-    path = str(Path(directory) / BEST)
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path)
-    return path
+    """The best epoch's weights as a plain CPU state_dict (what gets registered); returns the file's URI."""
+    uri = join(directory, BEST)
+    write_bytes(uri, _serialised({k: v.detach().cpu() for k, v in state_dict.items()}))
+    return uri
+
+
+def _serialised(state: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def new_best() -> dict:

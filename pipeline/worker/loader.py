@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 import torch
 
 from pipeline.model.inputs import TensorInput
+from pipeline.storage.files import parquet_dataset
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 # Decode the next row group while the current one is copied only when holding one more decoded group is cheap
@@ -89,7 +90,7 @@ class ShardedParquetLoader:
         self.buffer_rows = max(buffer_rows, batch_size)
         self.prefetch = prefetch
         self.label_dtype = label_dtype
-        dataset = ds.dataset(path, format="parquet")
+        dataset = parquet_dataset(path)  # a path or any URI the storage layer reads (s3://...)
         self._filesystem = dataset.filesystem
         groups = list_row_groups(dataset)
         if not groups:

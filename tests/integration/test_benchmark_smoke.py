@@ -26,6 +26,7 @@ SCRIPTS = {
     "tune": (["tune"], True),
     "deep_data": (["deep_data"], False),
     "gpu": (["gpu"], False),
+    "storage": (["storage"], False),
 }
 
 

@@ -51,6 +51,19 @@ def test_rank_side_modules_import_no_spark_config_or_tracking(module):
     assert not [m for m in FORBIDDEN_IN_RANKS if m in loaded], f"{module} pulls in {sorted(loaded)}"
 
 
+# File access on the rank side goes through pipeline/storage (a configured path may be s3://...). user_code.py is the
+# exception: it unpacks the shipped code archive into the rank's own local temporary folder, never a configured path.
+_LOCAL_FILE_IO = re.compile(r"\bopen\(|\bpathlib\b|\bos\.path\b|\bos\.replace\b|\bshutil\b|\bPath\(")
+_TORCH_FILE_IO = re.compile(r"torch\.(?:save|load)\((?![^)]*(?:BytesIO|buffer))")
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (PACKAGE / "worker").glob("*.py") if p.name != "user_code.py"))
+def test_rank_side_file_access_goes_through_the_storage_layer(path):
+    code = path.read_text()
+    found = _LOCAL_FILE_IO.findall(code) + _TORCH_FILE_IO.findall(code)
+    assert not found, f"{path.name} touches files directly ({found}); use pipeline.storage.files (any URI)"
+
+
 @pytest.mark.parametrize("module", _modules("model"))
 def test_model_modules_import_only_the_model_package_of_the_pipeline(module):
     loaded = _imported_after(module)
