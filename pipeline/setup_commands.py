@@ -37,13 +37,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pipeline.data.column_check import check_columns, table_columns
     from pipeline.data.session import build_spark
     from pipeline.data.sources import check_source_files
-    from pipeline.data.storage import Storage
+    from pipeline.storage.folders import Storage
 
     config = load_args(args)
     # A local session whatever spark.master says: the check reads headers on the driver and runs no job.
     spark = build_spark(SparkConfig(master="local[1]", app_name="sparktrain-check"))
     try:
-        files = {source.name: check_source_files(Storage(spark), source) for source in config.data.sources}
+        files = {source.name: check_source_files(Storage(), source) for source in config.data.sources}
         columns = table_columns(spark, config.data)
         check_columns(columns, config)
     finally:

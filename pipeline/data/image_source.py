@@ -12,7 +12,7 @@ import math
 from urllib.parse import unquote
 
 from pipeline.config.schema import SourceConfig
-from pipeline.data.storage import FileInfo
+from pipeline.storage.folders import FileInfo
 
 # The columns every image source has, in order (data.query can join and filter on them).
 IMAGE_COLUMNS = {

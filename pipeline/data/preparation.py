@@ -37,10 +37,10 @@ from pipeline.data.quarantine_rate import check_quarantine_rate, unexpected_quar
 from pipeline.data.session import file_bytes_read
 from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
 from pipeline.data.split import ROW_HASH, SPLIT, assign_split
-from pipeline.data.storage import Storage
 from pipeline.errors import ConfigError, DataError
 from pipeline.layout import SPLITS, Layout, PreparedPaths
 from pipeline.model.spec import FeatureSpec
+from pipeline.storage.folders import Storage
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def prepare_data(spark, config: PipelineConfig, layout: Layout) -> PrepareResult
     check_columns(table_columns(spark, config.data), config)  # analysis only: a typo fails before any job
     started = time.perf_counter()
     phases: dict[str, float] = {}
-    storage = Storage(spark)
+    storage = Storage()
     final = layout.prepared
     staging = _fresh_staging(storage, layout)
     bytes_before = file_bytes_read(spark)

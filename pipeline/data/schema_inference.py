@@ -22,8 +22,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.data.csv_dialect import SNIFF_BYTES, SNIFF_FILES, csv_reader_options, find_option
-from pipeline.data.storage import Storage
 from pipeline.errors import ConfigError, DataError
+from pipeline.storage.folders import Storage
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def infer_source(
             "Fix: use letters, digits and underscores, not starting with a digit"
         )
     options = dict(options or {})
-    files = [f.path for f in Storage(spark).glob_files(path)]
+    files = [f.path for f in Storage().glob_files(path)]
     if not files:
         raise DataError(
             f"{path!r} matches no file. Fix: pass an existing file, folder or glob (relative paths start "
@@ -76,7 +76,7 @@ def infer_source(
         )
     fmt = fmt or guess_format(path, files)
     if fmt == "csv":
-        options = _csv_entry_options(Storage(spark), files, options)
+        options = _csv_entry_options(Storage(), files, options)
     if fmt == "parquet":
         fields = list(spark.read.options(**options).parquet(path).schema.fields)
     else:

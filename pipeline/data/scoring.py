@@ -23,11 +23,11 @@ from pipeline.data.column_check import check_schema
 from pipeline.data.quarantine_rate import check_quarantine_rate, unexpected_quarantine
 from pipeline.data.score_selection import DATE_TOKEN, Selection, scoring_sources
 from pipeline.data.sources import LoadedSource, load_sources, primary_source, raw_table
-from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
 from pipeline.layout import Layout
 from pipeline.model.predictor import output_columns
 from pipeline.model.spec import FeatureSpec
+from pipeline.storage.folders import Storage
 
 if TYPE_CHECKING:
     from pipeline.tracking.registry import RegisteredModel
@@ -62,7 +62,7 @@ def read_batch(spark, config: PipelineConfig, layout: Layout, spec: FeatureSpec,
     Raises:
         ScoringError: schema drift. DataError: unreadable sources.
     """
-    Storage(spark).check_writable(layout.predictions.root, "score.output_dir")
+    Storage().check_writable(layout.predictions.root, "score.output_dir")
     return _read_input(spark, config, spec, selection.day)
 
 
@@ -84,7 +84,7 @@ def score_batch(
     """
     day = selection.day
     predictions = _predict(spark, config, model, spec, inputs.clean)
-    rows, bad = _publish(spark, Storage(spark), config, layout, selection, predictions, inputs, hold_predictions)
+    rows, bad = _publish(spark, Storage(), config, layout, selection, predictions, inputs, hold_predictions)
     published = layout.predictions.partition(selection.partition)
     log.info(
         "scored %d rows (%s) with %s v%s (%d quarantined) -> %s%s",

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pipeline.config.schema import DataConfig, SourceConfig
 from pipeline.data.csv_dialect import SNIFF_BYTES, SNIFF_FILES, csv_reader_options, delimiter, find_option, header_names
 from pipeline.data.image_source import read_images
-from pipeline.data.storage import Storage
 from pipeline.data.user_sql import run_query
 from pipeline.errors import ConfigError, DataError
+from pipeline.storage.folders import Storage
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def load_source(spark, source: SourceConfig, max_string_length: int) -> LoadedSo
     """Read one source once (persisted), split into valid rows and quarantined rows with reasons."""
     from pyspark import StorageLevel
 
-    storage = Storage(spark)
+    storage = Storage()
     if source.format == "image":
         files = storage.glob_files(source.path)
         if not files:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.input_profile import Profile, profile_rows
-from pipeline.data.storage import Storage
 from pipeline.errors import DriftError
 from pipeline.layout import Layout
 from pipeline.model.pyfunc import ARTIFACT_PROFILE
 from pipeline.model.spec import FeatureSpec
 from pipeline.monitoring.drift import DriftReport, compare, log_report
 from pipeline.monitoring.drift_output import log_drift_to_run, write_drift_rows
+from pipeline.storage.folders import Storage
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict
 
-from pipeline.data.storage import Storage
 from pipeline.layout import DatedOutput
 from pipeline.monitoring.drift import DriftReport
 from pipeline.monitoring.tables import replace_partition
+from pipeline.storage.folders import Storage
 
 
 def write_drift_rows(spark, storage: Storage, output: DatedOutput, partition: str, report: DriftReport, model) -> str:

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.features import label_value
 from pipeline.data.sources import load_source
-from pipeline.data.storage import Storage
 from pipeline.errors import ConfigError, ScoringError
 from pipeline.layout import Layout
 from pipeline.model.spec import LabelSpec
 from pipeline.monitoring.tables import replace_partition
+from pipeline.storage.folders import Storage
 
 log = logging.getLogger(__name__)
 OUTCOME = "_outcome"
@@ -48,7 +48,7 @@ class Outcome:
 def stored_predictions(spark, layout: Layout, partition: str):
     """The published predictions of one partition; a missing one is a clear error naming the folder."""
     path = layout.predictions.partition(partition)
-    if not Storage(spark).exists(path):
+    if not Storage().exists(path):
         raise ScoringError(f"no predictions in {path}. Fix: score that date first (python -m pipeline score --date)")
     return spark.read.parquet(path)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from pipeline.data.storage import Storage
 from pipeline.layout import DatedOutput
+from pipeline.storage.folders import Storage
 
 
 def replace_partition(spark, storage: Storage, output: DatedOutput, partition: str, frame) -> str:

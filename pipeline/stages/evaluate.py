@@ -7,10 +7,10 @@ import logging
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.score_selection import parse_date
-from pipeline.data.storage import Storage
 from pipeline.errors import ScoringError
 from pipeline.layout import Layout, partition_name
 from pipeline.monitoring.outcomes import Outcome, measure_outcomes, stored_predictions, write_outcome
+from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
 from pipeline.tracking.tracked import tracked_stage
 
@@ -36,7 +36,7 @@ def run(spark, config: PipelineConfig, layout: Layout, date: str | None, batch_i
     with tracked_stage(config, "evaluate"):
         runs.set_tags({"score.partition": partition, "registry.model": model.name, "registry.version": model.version})
         outcome = measure_outcomes(spark, config, label, predictions, partition)
-        written = write_outcome(spark, Storage(spark), layout, outcome)
+        written = write_outcome(spark, Storage(), layout, outcome)
         runs.log_metrics(
             {"predictions": outcome.predictions, "labelled_rows": outcome.labelled, "label_coverage": outcome.coverage}
             | outcome.metrics

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.score_selection import select_rows
 from pipeline.data.scoring import ScoreResult, read_batch, score_batch
-from pipeline.data.storage import Storage
 from pipeline.layout import Layout
 from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift
+from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
 from pipeline.tracking.tracked import tracked_stage
 
@@ -58,5 +58,5 @@ def run(
         result = score_batch(spark, config, layout, model, spec, selection, inputs, hold)
         runs.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
         if drift is not None:
-            publish_drift(spark, Storage(spark), layout, selection.partition, drift, model)
+            publish_drift(spark, Storage(), layout, selection.partition, drift, model)
     return replace(result, drift_summary=drift.summary() if drift else None)

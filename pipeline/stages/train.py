@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import DataError
@@ -19,6 +18,7 @@ from pipeline.launch.recovery import launch_with_restarts
 from pipeline.launch.slots import check_slots
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
+from pipeline.storage import files
 from pipeline.tracking import datasets, registry, runs
 from pipeline.tracking.metric_backfill import send_missing_epoch_metrics
 from pipeline.tracking.registry import Promotion, RegisteredModel
@@ -45,13 +45,13 @@ class TrainResult:
 
 
 def load_prepared_spec(layout: Layout) -> FeatureSpec:
-    path = Path(layout.prepared.spec_file)
-    if not path.exists():
+    uri = layout.prepared.spec_file
+    if not files.exists(uri):
         raise DataError(
-            f"no prepared data at {layout.prepared.root} (missing {path.name}). "
+            f"no prepared data at {layout.prepared.root} (missing {uri.rsplit('/', 1)[-1]}). "
             "Fix: run 'python -m pipeline prepare' with the same --conf first"
         )
-    return FeatureSpec.load(path)
+    return FeatureSpec.from_json(files.read_bytes(uri).decode("utf-8"))
 
 
 def run(
@@ -190,7 +190,7 @@ def register_and_evaluate(
         config.tracking.model_name,
         inputs.head(5),
         plan.model_code,
-        profile if Path(profile).exists() else None,
+        profile if files.exists(profile) else None,
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
     truth, predicted = _test_outcomes(spec, test, predictions, model_config)

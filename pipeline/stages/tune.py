@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from pipeline.config.load import with_values
 from pipeline.config.schema import PipelineConfig
@@ -24,6 +23,8 @@ from pipeline.launch.planning import MONITOR_BY_TASK, build_plan
 from pipeline.launch.slots import available_slots
 from pipeline.layout import Layout
 from pipeline.stages import train as train_stage
+from pipeline.storage import files
+from pipeline.storage.uri_fs import is_local
 from pipeline.tracking import runs
 from pipeline.tracking.tracked import tracked_stage
 from pipeline.tuning.report import (
@@ -197,7 +198,13 @@ class _Objective:
 def _storage(config: PipelineConfig, layout: Layout) -> str:
     if config.tune.storage:
         return config.tune.storage
-    Path(layout.tune_dir).mkdir(parents=True, exist_ok=True)
+    if not is_local(layout.tune_dir):
+        raise ConfigError(
+            f"work_dir is {layout.work_dir}, but the study's default store is a SQLite file, which needs a local "
+            "disk. Fix: set tune.storage to a database URL (e.g. postgresql://user@host/optuna) or "
+            "sqlite:////local/folder/optuna.db"
+        )
+    files.make_dirs(layout.tune_dir)
     return layout.tune_storage
 
 

@@ -41,6 +41,13 @@ def write_bytes(uri: str, data: bytes) -> None:
             stream.write(data)
 
 
+def make_dirs(uri: str) -> None:
+    """Create the folder `uri` and its parents (object stores have no folders: nothing to do there)."""
+    if scheme(uri) in RENAMING:
+        filesystem, path = resolve(uri)
+        filesystem.create_dir(path, recursive=True)
+
+
 def exists(uri: str) -> bool:
     filesystem, path = resolve(uri)
     return filesystem.get_file_info(path).type != pafs.FileType.NotFound

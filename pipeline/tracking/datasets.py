@@ -12,11 +12,11 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.storage import Storage
 from pipeline.layout import Layout
+from pipeline.storage import files
+from pipeline.storage.folders import Storage
 from pipeline.tracking.signature import SPARK_TO_MLFLOW
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ class UsedDataset:
 
 def digest_of(spark, path: str) -> str:
     """16 hex digits over the files' paths, sizes and modification times (no file is read)."""
-    files = Storage(spark).glob_files(path)
-    payload = json.dumps([(f.path, f.size, f.modified_ms) for f in files]).encode()
+    found = Storage().glob_files(path)
+    payload = json.dumps([(f.path, f.size, f.modified_ms) for f in found]).encode()
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
@@ -55,7 +55,7 @@ def raw_sources(spark, config: PipelineConfig, rows: dict[str, int] | None = Non
 
 def prepared(spark, layout: Layout) -> list[UsedDataset]:
     """The clean table and the three feature splits, with row counts from the quality report."""
-    report = json.loads(Path(layout.prepared.report_file).read_text(encoding="utf-8"))
+    report = json.loads(files.read_bytes(layout.prepared.report_file))
     split_rows = report.get("split_rows", {})
     out = [_parquet(spark, "clean", layout.prepared.clean_dir, "clean", report["counts"]["clean_rows"])]
     for split, context in SPLIT_CONTEXTS.items():
@@ -66,7 +66,7 @@ def prepared(spark, layout: Layout) -> list[UsedDataset]:
 
 
 def source_rows(layout: Layout) -> dict[str, int]:
-    report = json.loads(Path(layout.prepared.report_file).read_text(encoding="utf-8"))
+    report = json.loads(files.read_bytes(layout.prepared.report_file))
     return {name: counts["read"] for name, counts in report["counts"].get("sources", {}).items()}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -13,6 +12,7 @@ from pipeline.config.load import nested_dict
 from pipeline.config.schema import PipelineConfig
 from pipeline.evaluation import plots
 from pipeline.layout import Layout
+from pipeline.storage import files
 from pipeline.tracking import runs
 from pipeline.tracking.registry import Promotion, RegisteredModel
 from pipeline.tuning.search_space import decode
@@ -101,8 +101,7 @@ def log_study(study, result: TuneResult, layout: Layout) -> None:
         header = (
             f"# best trial {result.best.number} of study {result.study_name}: {result.metric}={result.best.value:.5f}\n"
         )
-        Path(layout.tune_best_overlay).parent.mkdir(parents=True, exist_ok=True)
-        Path(layout.tune_best_overlay).write_text(header + overlay, encoding="utf-8")
+        files.write_bytes(layout.tune_best_overlay, (header + overlay).encode("utf-8"))
         runs.log_text(header + overlay, "tune/best_params.yaml")
         runs.set_tags({"tune.best_trial": str(result.best.number), "tune.best_train_run_id": result.best.train_run_id})
     runs.log_metrics(metrics)

@@ -212,3 +212,16 @@ def test_module_names_are_distinct():
         if path.stem not in ("__init__", "__main__"):
             seen.setdefault(path.stem, []).append(str(path.relative_to(ROOT)))
     assert not {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+# A configured path may be a URI (s3a://...), which pathlib and open() would silently treat as a local folder:
+# outside the storage layer no driver module opens one of the layout's or config's paths directly.
+_CONFIGURED_PATH_IO = re.compile(r"(?:\bPath|\bopen)\(\s*(?:layout|config|self\.layout|staging|prepared)\b")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in PACKAGE.rglob("*.py") if "storage" not in p.parts and p.name != "layout.py")
+)
+def test_no_module_opens_a_configured_path_outside_the_storage_layer(path):
+    found = _CONFIGURED_PATH_IO.findall(path.read_text())
+    assert not found, f"{path.relative_to(ROOT)} opens a configured path directly: use pipeline.storage"
