@@ -21,6 +21,9 @@ from pipeline.config.tuning import TuneConfig
 class SparkConfig(Frozen):
     master: str = "local[2]"
     """Spark master URL: local[k], local-cluster[n,cores,mb], spark://host:7077, yarn, k8s://..."""
+    remote: str | None = None
+    """Spark Connect endpoint (sc://host:15002): every stage runs through it, training with
+    train.backend=torch_distributor; null: the SPARK_REMOTE variable, else a classic session on `master`."""
     app_name: str = "sparktrain"
     """Application name shown in the Spark UI and the master's application list."""
     ui_port: int | None = None

@@ -12,6 +12,7 @@ import math
 from urllib.parse import unquote
 
 from pipeline.config.schema import SourceConfig
+from pipeline.data.session import default_parallelism
 from pipeline.storage.folders import FileInfo
 
 # The columns every image source has, in order (data.query can join and filter on them).
@@ -43,9 +44,8 @@ def read_images(spark, source: SourceConfig, files: list[FileInfo], reason_colum
     read = spark.read.format("binaryFile").options(**options).load(source.path).select("path", "content")
     partition_bytes = _size_in_bytes(spark.conf.get("spark.sql.files.maxPartitionBytes", "128m"))
     total_bytes = sum(f.size for f in files)
-    wanted = max(spark.sparkContext.defaultParallelism, math.ceil(total_bytes / max(partition_bytes, 1)))
-    if read.rdd.getNumPartitions() > wanted:
-        read = read.coalesce(wanted)
+    wanted = max(default_parallelism(spark), math.ceil(total_bytes / max(partition_bytes, 1)))
+    read = read.coalesce(wanted)  # fewer partitions only: coalesce never adds any
     name_filter = source.options.get("pathGlobFilter", "*")
     empty = [f.path for f in files if f.size == 0 and fnmatch.fnmatchcase(f.path.rsplit("/", 1)[-1], name_filter)]
     if empty:

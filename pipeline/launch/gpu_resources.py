@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.config.schema import TrainConfig
+from pipeline.data.session import conf_value, master
 from pipeline.errors import ConfigError
 from pipeline.launch.slots import TASK_GPUS
 
@@ -20,12 +21,12 @@ _DISCOVERY = "spark.driver.resource.gpu.discoveryScript"
 
 
 def _amount(spark, key: str) -> float:
-    return float(spark.sparkContext.getConf().get(key, "0") or 0)
+    return float(conf_value(spark, key, "0") or 0)
 
 
 def _local_master(spark) -> bool:
-    master = spark.sparkContext.master
-    return master == "local" or master.startswith("local[")
+    url = master(spark)
+    return url == "local" or url.startswith("local[")
 
 
 def resolve_gpu_use(spark, train: TrainConfig) -> tuple[bool, str]:

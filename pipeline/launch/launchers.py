@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
+from pipeline.data.session import is_connect, master
 from pipeline.environment import scoped_env
-from pipeline.errors import TrainingError
+from pipeline.errors import ConfigError, TrainingError
 from pipeline.launch.gpu_resources import check_gpu_backend, resolve_gpu_use
 from pipeline.worker.backends import DDPBackend, HorovodBackend, RankBackend
 from pipeline.worker.plan import EpochCallback, RankResult, TrainPlan
@@ -130,7 +131,7 @@ def _launch_torch_distributor(spark, plan: TrainPlan, train: TrainConfig, launch
     # On a local master every process is on this machine anyway: one torchrun agent with N processes.
     # One agent per Spark task (local_mode=False) made the agents sometimes miss each other's exit barrier
     # here, so rank 0 waited out torchelastic's 300 s timeout after training had finished.
-    local_mode = spark.sparkContext.master.startswith("local")
+    local_mode = master(spark).startswith("local")
     distributor = TorchDistributor(num_processes=train.num_proc, local_mode=local_mode, use_gpu=plan.use_gpu)
     # Gloo and NCCL pick their interface from the environment; the distributor passes the driver's through.
     # The distributor relays rank output to the driver's stdout (local mode) or stderr (its log server): through
@@ -175,6 +176,7 @@ def launch(spark, plan: TrainPlan, train: TrainConfig, on_epoch: EpochCallback |
     Raises:
         TrainingError: a rank failed (the message ends with every rank's last output lines).
     """
+    check_backend_session(spark, train)
     backend = BACKENDS[train.backend]
     use_gpu, why = resolve_gpu_use(spark, train)
     check_gpu_backend(spark, train, use_gpu)
@@ -194,6 +196,20 @@ def launch(spark, plan: TrainPlan, train: TrainConfig, on_epoch: EpochCallback |
             cause=cause,
             rank_exceptions=dict(tails.exceptions),
         ) from None
+
+
+def check_backend_session(spark, train: TrainConfig) -> None:
+    """Horovod needs a classic session: horovod.spark.run drives a SparkContext, which Spark Connect does not have.
+
+    Raises:
+        ConfigError: train.backend=horovod on a Spark Connect session, naming the fix.
+    """
+    if train.backend == "horovod" and is_connect(spark):
+        raise ConfigError(
+            "train.backend=horovod needs a classic Spark session (horovod.spark.run drives a SparkContext), but this "
+            "session is Spark Connect (spark.remote or SPARK_REMOTE). Fix: set train.backend=torch_distributor, or "
+            "leave spark.remote unset"
+        )
 
 
 class LaunchFailed(TrainingError):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from pipeline.config.schema import TrainConfig
+from pipeline.data.session import master
 from pipeline.errors import TrainingError
 from pipeline.launch.launchers import LaunchFailed, launch
 from pipeline.launch.slots import check_slots
@@ -78,7 +79,7 @@ def launch_with_restarts(
         TrainingError: a rank's own error (at once), or a failure after the last allowed restart (with every
         failure's summary), or slots that did not come back within train.restart_wait_s.
     """
-    allowed = max_restarts(train, spark.sparkContext.master)
+    allowed = max_restarts(train, master(spark))
     failures: list[Failure] = []
     while True:
         started = time.monotonic()

@@ -6,13 +6,17 @@ Runs on the driver, before any MLflow run exists (train, tune, and recovery befo
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import time
 from dataclasses import dataclass
 
+from pipeline.data.session import conf_value, default_parallelism, master, registered_executors
 from pipeline.errors import TrainingError
+
+log = logging.getLogger(__name__)
 
 TASK_GPUS = "spark.task.resource.gpu.amount"
 EXECUTOR_GPUS = "spark.executor.resource.gpu.amount"
@@ -42,32 +46,34 @@ def slot_count(executors: Executors, task_cpus: int, task_gpus: float) -> tuple[
     return executors.count * min(by_cores, by_gpus), why
 
 
-def available_slots(spark) -> tuple[int, str]:
+def available_slots(spark) -> tuple[int | None, str]:
     """Task slots the application can use at once (local[k] -> k; GPUs count only on cluster masters, where Spark
-    schedules them)."""
-    conf = spark.sparkContext.getConf()
-    task_cpus = int(conf.get("spark.task.cpus", "1"))
+    schedules them); None where they cannot be known (a cluster behind Spark Connect)."""
+    task_cpus = int(conf_value(spark, "spark.task.cpus", "1"))
     executors = _executors(spark)
-    local = spark.sparkContext.master.startswith("local[") or spark.sparkContext.master == "local"
-    task_gpus = 0.0 if local else float(conf.get(TASK_GPUS, "0") or 0)
+    if executors is None:
+        return None, f"executors of {master(spark)} are not visible through Spark Connect"
+    local = master(spark).startswith("local[") or master(spark) == "local"
+    task_gpus = 0.0 if local else float(conf_value(spark, TASK_GPUS, "0") or 0)
     return slot_count(executors, task_cpus, task_gpus)
 
 
-def _executors(spark) -> Executors:
-    sc = spark.sparkContext
-    master = sc.master
-    gpus = float(sc.getConf().get(EXECUTOR_GPUS, "0") or 0)
-    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
-    cluster = re.fullmatch(r"local-cluster\[(\d+),\s*(\d+),\s*(\d+)\]", master)
+def _executors(spark) -> Executors | None:
+    url = master(spark)
+    gpus = float(conf_value(spark, EXECUTOR_GPUS, "0") or 0)
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", url)
+    cluster = re.fullmatch(r"local-cluster\[(\d+),\s*(\d+),\s*(\d+)\]", url)
     if local:
         cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
-        return Executors(1, cores, gpus, f"spark.master={master}")
+        return Executors(1, cores, gpus, f"spark.master={url}")
     if cluster:
         count, cores = int(cluster.group(1)), int(cluster.group(2))
-        return Executors(count, cores, gpus, f"spark.master={master} ({count} executors x {cores} cores)")
-    total = sc.defaultParallelism  # total cores of registered executors on standalone/YARN/k8s
-    count = max(1, len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1)  # the list includes the driver
-    return Executors(count, total // count, gpus, f"{total} cores in {count} executor(s) registered with {master}")
+        return Executors(count, cores, gpus, f"spark.master={url} ({count} executors x {cores} cores)")
+    count = registered_executors(spark)
+    if count is None:
+        return None
+    total = default_parallelism(spark)  # total cores of registered executors on standalone/YARN/k8s
+    return Executors(count, total // count, gpus, f"{total} cores in {count} executor(s) registered with {url}")
 
 
 def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
@@ -77,8 +83,11 @@ def check_slots(spark, num_proc: int, register_wait_s: float = 30.0) -> None:
     for up to `register_wait_s` before it is an error; local masters are answered at once.
     """
     slots, source = available_slots(spark)
+    if slots is None:
+        log.warning("task slots not checked: %s (Spark waits for %d of them)", source, num_proc)
+        return
     deadline = time.monotonic() + register_wait_s
-    while num_proc > slots and not spark.sparkContext.master.startswith("local") and time.monotonic() < deadline:
+    while num_proc > slots and not master(spark).startswith("local") and time.monotonic() < deadline:
         time.sleep(2)
         slots, source = available_slots(spark)
     if num_proc > slots:

@@ -12,6 +12,7 @@ from pipeline.evaluation.baseline import constant_baseline
 from pipeline.evaluation.bootstrap import Interval, metric_interval
 from pipeline.evaluation.threshold import choose_threshold
 from pipeline.launch.gpu_resources import check_gpu_backend, resolve_gpu_use
+from pipeline.launch.launchers import check_backend_session
 from pipeline.launch.model_check import ModelCheck
 from pipeline.launch.planning import draft_plan
 from pipeline.launch.recovery import launch_with_restarts
@@ -77,8 +78,9 @@ def run(
         DataError: prepare has not run. ConfigError: a batch too large for the data, a broken model.
         TrainingError: slots or worker failure. TrackingError: MLflow.
     """
+    check_backend_session(spark, config.train)  # these checks run before any MLflow run exists
     spec = load_prepared_spec(layout)
-    check_slots(spark, config.train.num_proc)  # these checks run before any MLflow run exists
+    check_slots(spark, config.train.num_proc)
     check_gpu_backend(spark, config.train, resolve_gpu_use(spark, config.train)[0])
     draft = draft_plan(config, spec, layout)  # a broken model or batch size fails here, in seconds
     with tracked_stage(config, "train", resume=not fresh, parent_run_id=parent_run_id) as stage:

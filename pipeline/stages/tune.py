@@ -19,6 +19,7 @@ from pipeline.config.load import with_values
 from pipeline.config.schema import PipelineConfig
 from pipeline.errors import ConfigError, DataError, PipelineError, TrainingError
 from pipeline.launch.gpu_resources import check_parallel_gpu_trials
+from pipeline.launch.launchers import check_backend_session
 from pipeline.launch.planning import MONITOR_BY_TASK, build_plan
 from pipeline.launch.slots import available_slots
 from pipeline.layout import Layout
@@ -74,10 +75,11 @@ def check_parallel_slots(spark, config: PipelineConfig) -> None:
             "only from its main thread. Fix: set train.backend=torch_distributor for parallel trials, or "
             "tune.parallel=1"
         )
+    check_backend_session(spark, config.train)
     check_parallel_gpu_trials(spark, config.train, config.tune.parallel)
     needed = config.tune.parallel * config.train.num_proc
     slots, source = available_slots(spark)
-    if needed > slots:
+    if slots is not None and needed > slots:
         raise TrainingError(
             f"tune.parallel={config.tune.parallel} trials x train.num_proc={config.train.num_proc} workers need "
             f"{needed} task slots, but the Spark application has {slots} ({source}). Fix: lower tune.parallel to "

@@ -1,0 +1,78 @@
+"""Every stage through Spark Connect: a Connect server from the pyspark package on loopback (started here, as a
+user starts one with sbin/start-connect-server.sh), and the CLI as the client, with conf/connect.yaml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.cluster import spark_home
+from tests.helpers import ROOT, free_port
+from tests.services import Service
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+STARTED = "Spark Connect server started at"
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """`spark-submit --class ...SparkConnectServer` on local[2] (what start-connect-server.sh runs); yields sc://."""
+    folder, port = tmp_path_factory.mktemp("connect"), free_port()
+    command = [str(spark_home() / "bin" / "spark-submit"), "--class"]
+    command += ["org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]"]
+    command += [
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        "spark.connect.grpc.binding.address=127.0.0.1",
+    ]
+    command += ["--conf", "spark.ui.enabled=false", "spark-internal"]
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    service = Service("connect", command, env=env, folder=folder, ready=lambda s: STARTED in s.log_since_start())
+    service.start()
+    try:
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        service.stop()
+
+
+def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pipeline", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env, check=False)
+
+
+def _args(stage: str, remote: str, work, store, *overrides: str) -> list[str]:
+    args = [stage, "--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/connect.yaml")]
+    settings = [f"spark.remote={remote}", f"work_dir={work}", f"tracking.uri=sqlite:///{store}/mlflow.db"]
+    settings += [f"tracking.artifact_root={store}/artifacts", "train.nics=[lo]", *overrides]
+    for item in settings:
+        args += ["--set", item]
+    return args
+
+
+def test_the_flights_chain_runs_through_spark_connect(connect_server, flights_raw, tmp_path):
+    env = {**os.environ, "RAW_DIR": str(flights_raw), "SPARK_LOCAL_IP": "127.0.0.1"}
+    work, store = tmp_path / "work", tmp_path / "mlflow"
+    quick = ("train.epochs=2", "train.batch_size=512", "train.model.hidden=[32]")
+    started = time.monotonic()
+    out = cli(*_args("run", connect_server, work, store, *quick), "--date", "2013-12-30", env=env)
+    seconds = time.monotonic() - started
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert f"Connect session on {connect_server}" in log and "epoch 2/2" in log
+    predictions = pq.read_table(work / "predictions" / "date=2013-12-30").to_pandas()
+    assert len(predictions) > 0 and predictions["probability"].between(0, 1).all()
+    print(f"flights chain through Spark Connect: {seconds:.0f} s")
+
+
+def test_horovod_on_a_connect_session_is_a_one_line_error_before_any_work(connect_server, tmp_path):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "RAW_DIR": str(tmp_path)}
+    out = cli(*_args("train", connect_server, tmp_path / "w", tmp_path / "m", "train.backend=horovod"), env=env)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "train.backend=horovod needs a classic Spark session" in out.stderr
+    assert "Fix: set train.backend=torch_distributor" in out.stderr and "Traceback" not in out.stderr
