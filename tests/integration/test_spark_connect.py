@@ -46,9 +46,11 @@ def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env, check=False)
 
 
-def _args(stage: str, remote: str, work, store, *overrides: str) -> list[str]:
-    args = [stage, "--conf", str(ROOT / "conf/flights.yaml"), "--conf", str(ROOT / "conf/connect.yaml")]
-    settings = [f"spark.remote={remote}", f"work_dir={work}", f"tracking.uri=sqlite:///{store}/mlflow.db"]
+def _args(stage: str, remote: str | None, work, store, *overrides: str) -> list[str]:
+    """The stage's arguments: conf/flights.yaml, and conf/connect.yaml pointed at `remote` (None: classic)."""
+    args = [stage, "--conf", str(ROOT / "conf/flights.yaml")]
+    args += ["--conf", str(ROOT / "conf/connect.yaml"), "--set", f"spark.remote={remote}"] if remote else []
+    settings = [f"work_dir={work}", f"tracking.uri=sqlite:///{store}/mlflow.db"]
     settings += [f"tracking.artifact_root={store}/artifacts", "train.nics=[lo]", *overrides]
     for item in settings:
         args += ["--set", item]
@@ -68,6 +70,19 @@ def test_the_flights_chain_runs_through_spark_connect(connect_server, flights_ra
     predictions = pq.read_table(work / "predictions" / "date=2013-12-30").to_pandas()
     assert len(predictions) > 0 and predictions["probability"].between(0, 1).all()
     print(f"flights chain through Spark Connect: {seconds:.0f} s")
+
+    # The same registered model scored through a classic session gives the same predictions, row for row.
+    classic_out = tmp_path / "classic-predictions"
+    args = _args("score", None, work, store, f"score.output_dir={classic_out}")
+    classic = cli(*args, "--date", "2013-12-30", env={k: v for k, v in env.items() if k != "SPARK_REMOTE"})
+    assert classic.returncode == 0, classic.stderr[-3000:]
+    assert "Connect session" not in classic.stdout + classic.stderr
+    again = pq.read_table(classic_out / "date=2013-12-30").to_pandas()
+    keys = ["flight_id"]  # conf/flights.yaml data.key_columns
+    columns = [c for c in ("prediction", "probability", "model_version") if c in predictions.columns]
+    left = predictions.sort_values(keys).reset_index(drop=True)[keys + columns]
+    right = again.sort_values(keys).reset_index(drop=True)[keys + columns]
+    assert left.equals(right)
 
 
 def test_horovod_on_a_connect_session_is_a_one_line_error_before_any_work(connect_server, tmp_path):
