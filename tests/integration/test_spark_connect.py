@@ -4,6 +4,7 @@ user starts one with sbin/start-connect-server.sh), and the CLI as the client, w
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -91,3 +92,19 @@ def test_horovod_on_a_connect_session_is_a_one_line_error_before_any_work(connec
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert "train.backend=horovod needs a classic Spark session" in out.stderr
     assert "Fix: set train.backend=torch_distributor" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_digits_image_chain_runs_through_spark_connect(connect_server, tmp_path):
+    """Images: the binaryFile source, its coalescing and the CNN, all through the Connect client."""
+    from pipeline.data.demo import write_digits_images
+
+    raw = tmp_path / "raw"
+    write_digits_images(raw / "digits")
+    env = {**os.environ, "RAW_DIR": str(raw), "SPARK_LOCAL_IP": "127.0.0.1"}
+    args = _args("run", connect_server, tmp_path / "work", tmp_path / "mlflow", "train.epochs=3")
+    args[args.index(str(ROOT / "conf/flights.yaml"))] = str(ROOT / "conf/digits.yaml")
+    out = cli(*args, "--batch-id", "connect", env=env)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert "prepare: 1797 rows -> 1797 clean" in log and "1797 rows scored" in log
+    assert float(re.search(r"test_accuracy=([\d.]+)", log).group(1)) > 0.8  # 3 epochs; 20 give 0.98
