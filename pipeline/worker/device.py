@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -111,10 +112,53 @@ def use_deterministic_kernels(device: torch.device, deterministic: bool) -> None
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+def device_batches(source: Iterator[tuple[Batch, torch.Tensor]], device: torch.device) -> Iterator:
+    """On CUDA: (batch, label) pairs already on the device, each copied on a side stream one step ahead, so the
+    host-to-device copy of batch n+1 overlaps the compute of batch n (the loader pinned them in its prefetch
+    thread). Elsewhere the pairs pass through unchanged.
+
+    Each copy records an event; the compute stream waits for that event only (not for the copy stream as a
+    whole, which would also wait for the next batch's copy), and `record_stream` keeps the caching allocator
+    from reusing a batch's memory while the compute stream still reads it.
+    """
+    if device.type != "cuda":
+        yield from source
+        return
+    copies = torch.cuda.Stream(device)
+    compute = torch.cuda.current_stream(device)
+
+    def start(pair):
+        batch, y = pair
+        with torch.cuda.stream(copies):
+            moved = {name: t.to(device, non_blocking=True) for name, t in batch.items()}
+            label = y.to(device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(copies)
+        return moved, label, done
+
+    pending = None
+    for pair in source:
+        following = start(pair)
+        if pending is not None:
+            yield _ready(pending, compute)
+        pending = following
+    if pending is not None:
+        yield _ready(pending, compute)
+
+
+def _ready(copied, compute) -> tuple[Batch, torch.Tensor]:
+    moved, label, done = copied
+    compute.wait_event(done)
+    for tensor in (*moved.values(), label):
+        tensor.record_stream(compute)
+    return moved, label
+
+
 def to_device(batch: Batch, device: torch.device, inputs: ModelInputs) -> Batch:
     """Host batch -> the model's view on `device`: copied as stored (uint8 images), normalised there.
 
-    On CUDA the loader has already pinned the host tensors (in its prefetch thread), so the copy is asynchronous.
+    On CUDA the loader has already pinned the host tensors (in its prefetch thread), so the copy is asynchronous;
+    batches from `device_batches` are already there (the copy is then a no-op).
     """
     if device.type == "cuda":
         moved = {name: t.to(device, non_blocking=True) for name, t in batch.items()}

@@ -26,7 +26,7 @@ from pipeline.worker.checkpoint import (
     restore_random_state,
     save_checkpoint,
 )
-from pipeline.worker.device import to_device
+from pipeline.worker.device import device_batches, to_device
 from pipeline.worker.loader import ShardedParquetLoader
 from pipeline.worker.metrics import MetricSums
 from pipeline.worker.plan import TrainPlan
@@ -66,7 +66,7 @@ class EpochSteps:
         if skip and point.rank_state is not None:
             restore_random_state(point.rank_state, self.device, self.augment.generator)
             sums.restore(point.rank_state["sums"])
-        for step, (batch, y) in enumerate(self.train_data.train_epoch(epoch)):
+        for step, (batch, y) in enumerate(device_batches(self.train_data.train_epoch(epoch), self.device)):
             if step >= self.usable_steps:
                 break
             if step < skip:

@@ -75,3 +75,16 @@ def test_fractional_task_gpus_share_a_gpu():
 
 def test_executors_without_gpus_give_no_slot_to_gpu_tasks():
     assert slot_count(Executors(2, 4, 0, "2 executors"), task_cpus=1, task_gpus=1)[0] == 0
+
+
+def test_batches_pass_through_unchanged_on_cpu():
+    """device_batches copies one step ahead on a CUDA side stream (run by benchmarks/gpu.py); on CPU it is the
+    identity, in order, including a stream that ends early."""
+    import torch
+
+    from pipeline.worker.device import device_batches
+
+    pairs = [({"numeric": torch.full((2, 3), float(i))}, torch.tensor([i, i])) for i in range(4)]
+    out = list(device_batches(iter(pairs), torch.device("cpu")))
+    assert [id(b) for b, _ in out] == [id(b) for b, _ in pairs]
+    assert list(device_batches(iter([]), torch.device("cpu"))) == []
