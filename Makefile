@@ -54,7 +54,7 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
-# Everything, what CI runs (.ci/run): every tier, about 30 min on 2 cores from a fresh clone.
+# Everything, what CI runs (.ci/run): every tier, about 45 min on 2 cores from a fresh clone (set-up included).
 test-all: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
