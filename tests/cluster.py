@@ -64,6 +64,9 @@ def start_mlflow(base: Path, postgres: Postgres, services: dict[str, Service]) -
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
         # basic-auth's CSRF protection needs a static key (shared by all of the server's workers)
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        # MLflow 3 starts eight job-runner processes (GenAI jobs: none used here) with every server: ~20 s of CPU
+        # per start on these 2 cores, and their memory, for nothing.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
