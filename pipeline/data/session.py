@@ -92,6 +92,12 @@ def master(spark) -> str:
     return spark.sparkContext.master
 
 
+def is_local_master(spark) -> bool:
+    """local or local[k]: one process runs every task (not local-cluster, whose executors are separate JVMs)."""
+    url = master(spark)
+    return url == "local" or url.startswith("local[")
+
+
 def conf_value(spark, key: str, default: str) -> str:
     """A Spark setting, static ones included (a Connect server answers for its own)."""
     if is_connect(spark):

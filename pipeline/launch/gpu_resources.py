@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from pipeline.config.schema import TrainConfig
-from pipeline.data.session import conf_value, master
+from pipeline.data.session import conf_value, is_local_master
 from pipeline.errors import ConfigError
 from pipeline.launch.slots import TASK_GPUS
 
@@ -24,17 +24,12 @@ def _amount(spark, key: str) -> float:
     return float(conf_value(spark, key, "0") or 0)
 
 
-def _local_master(spark) -> bool:
-    url = master(spark)
-    return url == "local" or url.startswith("local[")
-
-
 def resolve_gpu_use(spark, train: TrainConfig) -> tuple[bool, str]:
     """Whether the ranks train on GPUs, and why (logged, and the reason a user reads when it is not what they
     expected). auto: GPUs where Spark hands them out (task GPUs on a cluster, the driver's on a local master)."""
     if train.device != "auto":
         return train.device == "gpu", f"train.device={train.device}"
-    key = DRIVER_GPUS if _local_master(spark) else TASK_GPUS
+    key = DRIVER_GPUS if is_local_master(spark) else TASK_GPUS
     amount = _amount(spark, key)
     if amount > 0:
         return True, f"train.device=auto and {key}={amount:g}"
@@ -52,7 +47,7 @@ def check_gpu_backend(spark, train: TrainConfig, use_gpu: bool) -> None:
         return
     if train.backend == "horovod":
         _require_nccl_horovod()
-    elif _local_master(spark):
+    elif is_local_master(spark):
         declared = _amount(spark, DRIVER_GPUS)
         if declared < train.num_proc:
             raise ConfigError(
@@ -87,7 +82,7 @@ def check_parallel_gpu_trials(spark, train: TrainConfig, parallel: int) -> None:
     with a seed taken from the training function's hash, the same for every trial, and sets CUDA_VISIBLE_DEVICES
     process-wide, so concurrent trials would share GPUs and race on that variable. Refused."""
     use_gpu, why = resolve_gpu_use(spark, train)
-    if parallel > 1 and use_gpu and _local_master(spark):
+    if parallel > 1 and use_gpu and is_local_master(spark):
         raise ConfigError(
             f"tune.parallel={parallel} with GPU training on a local master ({why}): concurrent trials would pick "
             "the same GPUs. Fix: tune.parallel=1, or a cluster master where Spark assigns each task its own GPU"

@@ -13,7 +13,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from pipeline.data.session import conf_value, default_parallelism, master, registered_executors
+from pipeline.data.session import conf_value, default_parallelism, is_local_master, master, registered_executors
 from pipeline.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ def available_slots(spark) -> tuple[int | None, str]:
     executors = _executors(spark)
     if executors is None:
         return None, f"executors of {master(spark)} are not visible through Spark Connect"
-    local = master(spark).startswith("local[") or master(spark) == "local"
-    task_gpus = 0.0 if local else float(conf_value(spark, TASK_GPUS, "0") or 0)
+    task_gpus = 0.0 if is_local_master(spark) else float(conf_value(spark, TASK_GPUS, "0") or 0)
     return slot_count(executors, task_cpus, task_gpus)
 
 

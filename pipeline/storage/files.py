@@ -53,11 +53,6 @@ def exists(uri: str) -> bool:
     return filesystem.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def is_dir(uri: str) -> bool:
-    filesystem, path = resolve(uri)
-    return filesystem.get_file_info(path).type == pafs.FileType.Directory
-
-
 def list_files(uri: str) -> list[str]:
     """Files under the folder `uri` (recursively), as URIs of the same scheme, sorted; [] when it is absent."""
     filesystem, path = resolve(uri)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from pipeline.errors import DataError
-from pipeline.storage.files import write_bytes
+from pipeline.storage import files
 from pipeline.storage.uri_fs import resolve
 
 _MAGIC = re.compile(r"[*?\[{]")
@@ -64,25 +64,19 @@ class Storage:
 
     def head_bytes(self, path: str, size: int) -> bytes:
         """The first `size` bytes of a file (fewer when it is shorter): what a format sniff looks at."""
-        filesystem, inner = resolve(_arrow_name(path))
+        filesystem, inner = resolve(path)
         with filesystem.open_input_stream(inner) as stream:
             return stream.read(size)
 
     def exists(self, path: str) -> bool:
-        filesystem, inner = resolve(_arrow_name(path))
-        return filesystem.get_file_info(inner).type != pafs.FileType.NotFound
+        return files.exists(path)
 
     def delete(self, path: str) -> None:
-        filesystem, inner = resolve(_arrow_name(path))
-        kind = filesystem.get_file_info(inner).type
-        if kind == pafs.FileType.Directory:
-            filesystem.delete_dir(inner)
-        elif kind == pafs.FileType.File:
-            filesystem.delete_file(inner)
+        files.delete(path)
 
     def rename(self, src: str, dst: str) -> None:
-        filesystem, source = resolve(_arrow_name(src))
-        _, target = resolve(_arrow_name(dst))
+        filesystem, source = resolve(src)
+        _, target = resolve(dst)
         try:
             filesystem.move(source, target)
         except (OSError, NotImplementedError) as exc:
@@ -92,7 +86,7 @@ class Storage:
             ) from None
 
     def write_text(self, path: str, text: str) -> None:
-        write_bytes(_arrow_name(path), text.encode("utf-8"))
+        files.write_bytes(path, text.encode("utf-8"))
 
     def check_writable(self, directory: str, setting: str) -> None:
         """Fail before any work when `directory` cannot be written (names the setting that chose it)."""
@@ -114,8 +108,7 @@ class Storage:
         had_old = self.exists(final)
         if had_old:
             self.rename(final, backup)
-        filesystem, inner = resolve(_arrow_name(parent))
-        filesystem.create_dir(inner, recursive=True)
+        files.make_dirs(parent)
         self.rename(staged, final)
         if had_old:
             self.delete(backup)
@@ -128,12 +121,6 @@ def expand_braces(pattern: str) -> list[str]:
         return [pattern]
     head, tail = pattern[: match.start()], pattern[match.end() :]
     return [p for option in match.group(1).split(",") for p in expand_braces(head + option + tail)]
-
-
-def _arrow_name(path: str) -> str:
-    """`file:/x` (Hadoop's and Spark's way of naming a local file) as a plain path; other names unchanged."""
-    local = _local_path(path)
-    return local if local is not None else path
 
 
 def _visible(found: list[FileInfo]) -> list[FileInfo]:

@@ -24,9 +24,9 @@ _lock = threading.Lock()
 
 
 def scheme(uri: str) -> str:
-    """'s3' for s3://, s3a:// and s3n://; 'file' for plain paths and file://; else the URI's scheme."""
+    """'s3' for s3://, s3a:// and s3n://; 'file' for plain paths, file:/ and file://; else the URI's scheme."""
     match = _SCHEME.match(uri)
-    if not match:
+    if not match or match.group(1).lower() == "file":
         return "file"
     name = match.group(1).lower()
     return "s3" if name in HADOOP_S3 else name
@@ -48,7 +48,8 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """The file system holding `uri` and the path to hand it (bucket/key for object stores)."""
     kind = scheme(uri)
     if kind == "file":
-        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        # file:///x (a URI) and file:/x (how Hadoop and Spark name a local file) alike
+        path = "/" + uri.removeprefix("file:").lstrip("/") if uri.startswith("file:") else uri
         return _cached(("file",), pafs.LocalFileSystem), os.path.abspath(path)
     if kind == "s3":
         parsed = urlparse(arrow_uri(uri))

@@ -39,7 +39,7 @@ class MetricSums:
                 n = valid.sum().double()
                 loss = torch.where(n > 0, loss_fn(self.task, logits, y).double() * n, 0.0)
                 correct = ((logits.argmax(dim=1) == y) & valid).sum()
-                self.head += _row(loss=loss, count=n, correct=correct)
+                self._add(loss=loss, count=n, correct=correct)
                 return
             n = float(y.shape[0])
             if n == 0:
@@ -51,12 +51,18 @@ class MetricSums:
                 correct = ((pred >= 0.5) == positive).sum()
                 bins = torch.clamp((pred * AUC_BINS).long(), 0, AUC_BINS - 1) + AUC_BINS * positive.long()
                 self.hist += torch.bincount(bins, minlength=2 * AUC_BINS).view(2, AUC_BINS)
-                self.head += _row(loss=loss, count=n, correct=correct)
+                self._add(loss=loss, count=n, correct=correct)
             else:
                 if self.label is not None:
                     pred, y = self.label.to_original(pred), self.label.to_original(y)
                 err = (pred - y).double()
-                self.head += _row(loss=loss, count=n, abs_err=err.abs().sum(), sq_err=(err * err).sum())
+                self._add(loss=loss, count=n, abs_err=err.abs().sum(), sq_err=(err * err).sum())
+
+    def _add(self, **values) -> None:
+        """Add to the head sums by name, in place on the device: device scalars and Python numbers alike, with no
+        host-to-device copy (a Python number goes into the kernel as an argument)."""
+        for name, value in values.items():
+            self.head[_HEAD.index(name)] += value
 
     def as_tensor(self) -> torch.Tensor:
         """The sums as one flat float64 CPU tensor (the epoch's only device-to-host copy)."""
@@ -98,10 +104,3 @@ def auc_from_histograms(negatives: np.ndarray, positives: np.ndarray) -> float:
 
 def higher_is_better(metric: str) -> bool:
     return metric.endswith(("_auc", "_accuracy"))
-
-
-def _row(**values) -> torch.Tensor:
-    """One update of the head sums, in _HEAD's order (absent names add 0); device scalars stay on the device."""
-    parts = [values.get(name, 0.0) for name in _HEAD]
-    device = next((v.device for v in parts if isinstance(v, torch.Tensor)), None)
-    return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in parts])
