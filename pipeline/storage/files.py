@@ -74,6 +74,20 @@ def delete(uri: str) -> None:
         filesystem.delete_file(path)
 
 
+def local_path(uri: str, folder: str) -> str:
+    """A local file with `uri`'s bytes: the file itself when local, else a copy (same name) in the local `folder`.
+
+    For libraries that take only local paths: MLflow's `log_artifact` and a pyfunc's `artifacts` (which know
+    s3:// but not Hadoop's s3a://, and nothing of the storage layer's endpoint settings).
+    """
+    if scheme(uri) == "file":
+        return resolve(uri)[1]
+    copy = os.path.join(folder, uri.rstrip("/").rsplit("/", 1)[-1])
+    with open(copy, "wb") as handle:
+        handle.write(read_bytes(uri))
+    return copy
+
+
 def parquet_dataset(uri: str):
     """A pyarrow dataset over the Parquet files under `uri` (the ranks' features, the planner's row groups)."""
     import pyarrow.dataset as ds

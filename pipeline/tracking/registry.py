@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline.errors import TrackingError
 from pipeline.model.pyfunc import ARTIFACT_MODEL, ARTIFACT_PROFILE, ARTIFACT_SPEC, ARTIFACT_WEIGHTS
 from pipeline.model.spec import FeatureSpec
+from pipeline.storage import files
 from pipeline.tracking import promotion_race
 from pipeline.tracking.signature import model_signature
 from pipeline.worker.user_code import CodeArchive
@@ -101,9 +102,10 @@ def log_and_register(
                 archive.extractall(Path(tmp) / "user")  # the same bytes the ranks trained with
             shipped = Path(tmp) / "user" / user_code.name
             code_paths.append(str(shipped if shipped.is_dir() else shipped.with_suffix(".py")))
-        artifacts = {ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights_path, ARTIFACT_MODEL: str(config_path)}
+        weights = files.local_path(weights_path, tmp)  # the best weights may be on object storage
+        artifacts = {ARTIFACT_SPEC: str(spec_path), ARTIFACT_WEIGHTS: weights, ARTIFACT_MODEL: str(config_path)}
         if profile_path is not None:
-            artifacts[ARTIFACT_PROFILE] = profile_path
+            artifacts[ARTIFACT_PROFILE] = files.local_path(profile_path, tmp)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(code / "model" / "entry.py"),  # models-from-code: nothing pickled

@@ -10,11 +10,14 @@ import json
 import logging
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from pipeline.config.load import dump_yaml
 from pipeline.config.schema import PipelineConfig, TrackingConfig
 from pipeline.errors import TrackingError
+from pipeline.storage import files
+from pipeline.storage.uri_fs import arrow_uri
 from pipeline.tracking.server import check_server
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,6 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
-def _is_local_master(master: str) -> bool:
-    return master.startswith("local")
-
-
 def configure(tracking: TrackingConfig, spark_master: str) -> str:
     """Point MLflow at the configured store, fail fast when it cannot work, return the resolved URI.
 
@@ -51,7 +50,7 @@ def configure(tracking: TrackingConfig, spark_master: str) -> str:
     import mlflow
 
     uri = resolve_uri(tracking.uri)
-    if _is_local_store(uri) and not _is_local_master(spark_master):
+    if _is_local_store(uri) and not spark_master.startswith("local"):
         raise TrackingError(
             f"tracking.uri={tracking.uri} is a local store but spark.master={spark_master} runs workers on "
             "other machines that cannot write to it. Fix: run an MLflow tracking server and set tracking.uri "
@@ -87,6 +86,8 @@ def ensure_experiment(tracking: TrackingConfig) -> str:
         artifact_root = None
     elif ":" not in artifact_root:  # a plain path (URIs such as s3://, mlflow-artifacts:/sub pass through)
         artifact_root = Path(artifact_root).absolute().as_uri()
+    else:
+        artifact_root = arrow_uri(artifact_root)  # MLflow knows s3://, not Hadoop's s3a:// for the same objects
     return mlflow.create_experiment(
         tracking.experiment, artifact_location=artifact_root, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND}
     )
@@ -268,9 +269,11 @@ def set_run_tags(run_id: str, tags: dict[str, str]) -> None:
 
 
 def log_file(path: str, artifact_dir: str | None = None) -> None:
+    """Log a file that may live on object storage (work_dir on s3://): MLflow reads only local files."""
     import mlflow
 
-    mlflow.log_artifact(path, artifact_dir)
+    with tempfile.TemporaryDirectory(prefix="sparktrain-") as folder:
+        mlflow.log_artifact(files.local_path(path, folder), artifact_dir)
 
 
 def log_figure(figure, artifact_path: str) -> None:
