@@ -85,6 +85,24 @@ def test_the_flights_chain_runs_through_spark_connect(connect_server, flights_ra
     right = again.sort_values(keys).reset_index(drop=True)[keys + columns]
     assert left.equals(right)
 
+    # The same training through a classic session, on the same prepared files: the same seeds and shards.
+    classic_train = _args("train", None, work, store, *quick, "train.backend=torch_distributor")
+    trained = cli(*classic_train, env={k: v for k, v in env.items() if k != "SPARK_REMOTE"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    through_connect, through_classic = _train_test_metrics(store)
+    assert through_connect.keys() == through_classic.keys() and "test_auc" in through_connect
+    assert through_connect == through_classic  # exactly: DDP on CPU with fixed seeds is bit-reproducible
+
+
+def _train_test_metrics(store) -> list[dict[str, float]]:
+    """Each train run's test metrics in the store, oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    found = client.search_runs(experiments, "tags.`pipeline.stage` = 'train'", order_by=["attributes.start_time ASC"])
+    return [{k: v for k, v in run.data.metrics.items() if k.startswith("test_")} for run in found]
+
 
 def test_horovod_on_a_connect_session_is_a_one_line_error_before_any_work(connect_server, tmp_path):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "RAW_DIR": str(tmp_path)}
