@@ -58,7 +58,7 @@ def _args(stage: str, remote: str | None, work, store, *overrides: str) -> list[
     return args
 
 
-def test_the_flights_chain_runs_through_spark_connect(connect_server, flights_raw, tmp_path):
+def test_every_flights_stage_runs_through_spark_connect(connect_server, flights_raw, tmp_path):
     env = {**os.environ, "RAW_DIR": str(flights_raw), "SPARK_LOCAL_IP": "127.0.0.1"}
     work, store = tmp_path / "work", tmp_path / "mlflow"
     quick = ("train.epochs=2", "train.batch_size=512", "train.model.hidden=[32]")
@@ -92,6 +92,27 @@ def test_the_flights_chain_runs_through_spark_connect(connect_server, flights_ra
     through_connect, through_classic = _train_test_metrics(store)
     assert through_connect.keys() == through_classic.keys() and "test_auc" in through_connect
     assert through_connect == through_classic  # exactly: DDP on CPU with fixed seeds is bit-reproducible
+
+    # Outcomes that arrive later, joined with the Connect-scored predictions; then a short study, both on Connect.
+    clean = pq.read_table(work / "prepared" / "clean", columns=["flight_id", "late", "flight_date"]).to_pandas()
+    day = clean[clean["flight_date"].astype(str) == "2013-12-30"]
+    day[["flight_id", "late"]].to_csv(tmp_path / "outcomes.csv", index=False)
+    source = (
+        f"{{name: arrivals, format: csv, path: {tmp_path / 'outcomes.csv'}, schema: {{flight_id: string, late: int}}}}"
+    )
+    evaluated = cli(
+        *_args("evaluate", connect_server, work, store, f"monitor.outcomes.source={source}"),
+        "--date",
+        "2013-12-30",
+        env=env,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    matched = int(predictions["flight_id"].isin(day["flight_id"]).sum())
+    assert matched > 0 and f"{matched} of {len(predictions)} predictions found their outcome" in evaluated.stderr
+    study = ("tune.trials=2", "tune.space={train.lr: {loguniform: [0.001, 0.01]}}", "train.epochs=1")
+    tuned = cli(*_args("tune", connect_server, work, store, *study), env=env)
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert "2 trial(s) to run" in tuned.stderr and "tune finished" in tuned.stderr
 
 
 def _train_test_metrics(store) -> list[dict[str, float]]:
