@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from pipeline import setup_commands
 from pipeline.console import pipeline_summary
-from pipeline.errors import DRIFT_EXIT_CODE, DriftError, PipelineError
+from pipeline.errors import BACKFILL_EXIT_CODE, DRIFT_EXIT_CODE, DriftError, PipelineError, ScoringError
 
 log = logging.getLogger("pipeline")
 
@@ -140,10 +140,31 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
     config = setup_commands.load_args(args)
+    if args.first is not None or args.last is not None:
+        return _backfill(args, config)
     _with_spark(
         config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version, args.batch_id)
     )
     return 0
+
+
+def _backfill(args: argparse.Namespace, config) -> int:
+    """`score --from D1 --to D2`: the per-date table on stdout; exit 0, DRIFT_EXIT_CODE when every failed date
+    failed for drift, BACKFILL_EXIT_CODE when any other failed (the rest are published either way)."""
+    from pipeline.stages import backfill
+
+    if args.first is None or args.last is None or args.date is not None or args.batch_id is not None:
+        raise ScoringError("a backfill takes both --from and --to, and neither --date nor --batch-id")
+    result = _with_spark(
+        config,
+        lambda spark, layout: backfill.run(
+            spark, config, layout, args.first, args.last, args.model_version, args.force
+        ),
+    )
+    sys.stdout.write(result.table() + "\n")
+    if not result.failed:
+        return 0
+    return DRIFT_EXIT_CODE if all(d.note.startswith("drifted") for d in result.failed) else BACKFILL_EXIT_CODE
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -227,10 +248,13 @@ def _add_stage_commands(sub) -> None:
     p.add_argument("--force-promote", action="store_true", help="make the best trial's model @champion regardless")
     p.set_defaults(func=_cmd_tune)
 
-    p = sub.add_parser("score", help="score one date (or all input) with the registered model (spark_udf)")
+    p = sub.add_parser("score", help="score a date, a range of dates or all input with the registered model")
     _add_config_args(p)
     _add_selection_args(p, date_default=None)
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
+    p.add_argument("--from", dest="first", metavar="D1", default=None, help="backfill: every date from D1 ...")
+    p.add_argument("--to", dest="last", metavar="D2", default=None, help="... to D2 (included), in one job")
+    p.add_argument("--force", action="store_true", help="backfill: score dates already published again")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("evaluate", help="realised metrics of a scored date once its outcomes arrived")

@@ -30,3 +30,4 @@ class DriftError(ScoringError):
 
 
 DRIFT_EXIT_CODE = 3  # schedulers branch on it: 2 is a user error, 3 "scored, but the inputs drifted"
+BACKFILL_EXIT_CODE = 4  # `score --from/--to`: some dates failed (the others are published; a rerun retries them)

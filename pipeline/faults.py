@@ -4,7 +4,8 @@ Values: `train_step:<epoch>,<step>,<rank>` (that training rank exits with code 1
 killed process), `hold_at_checkpoint:<step>` (rank 0 stops right after writing the mid-epoch checkpoint at that
 step, once per epoch, until the test releases it through files in SPARKTRAIN_FAULT_HOLD_DIR: a fault from outside
 then strikes at a resume point the checkpoint records, whatever the load), `score_before_swap` (the scoring job
-exits with code 19 after its staged write, before it publishes) and `score_kill_executor` (the first scoring task
+exits with code 19 after its staged write, before it publishes), `backfill_after:<n>` (a backfill exits with code 19
+once it has published n dates) and `score_kill_executor` (the first scoring task
 to run SIGKILLs its own executor JVM, with SPARKTRAIN_FAULT_ONCE naming the marker file every executor can see).
 Read only here, at the moment a point is reached; unset in production, it costs one lookup.
 
@@ -75,6 +76,13 @@ def exit_if_requested(point: str, code: int) -> None:
     """Hard-exit when the seam names exactly `point` (points without coordinates)."""
     if os.environ.get(ENV) == point:
         exit_now(point, code)
+
+
+def exit_after_published_dates(published: int) -> None:
+    """A backfill, after each date it publishes: hard-exit when the seam asks for `backfill_after:<published>`."""
+    point, _, where = os.environ.get(ENV, "").partition(":")
+    if point == "backfill_after" and int(where) == published:
+        exit_now(f"{point}:{where}", SCORE_EXIT_CODE)
 
 
 def score_kill_marker() -> str | None:

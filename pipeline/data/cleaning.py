@@ -153,12 +153,12 @@ def _array_problems(column: str, length: int) -> list:
     ]
 
 
-def split_clean(tagged, stage: str, source: str):
-    """(clean rows with the raw table's columns, quarantined rows in the quarantine layout)."""
+def split_clean(tagged, stage: str, source: str, keep: tuple[str, ...] = ()):
+    """(clean rows with the raw table's columns, quarantined rows in the quarantine layout plus `keep` columns)."""
     from pyspark.sql import functions as F
 
     clean = tagged.where(F.col(REASON).isNull()).drop(REASON, RECORD)
     quarantined = tagged.where(F.col(REASON).isNotNull()).select(
-        F.lit(source).alias("_source"), F.lit(stage).alias("_stage"), REASON, RECORD
+        F.lit(source).alias("_source"), F.lit(stage).alias("_stage"), REASON, RECORD, *keep
     )
     return clean, quarantined

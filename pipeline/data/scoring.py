@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pipeline.tracking.registry import RegisteredModel
 
 log = logging.getLogger(__name__)
+DAY = "_day"  # a range read's column holding each row's date (internal: a leading '_')
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def score_batch(
         ScoringError: no rows, or too many quarantined.
     """
     day = selection.day
-    predictions = _predict(spark, config, model, spec, inputs.clean)
+    predictions = predict_rows(spark, config, model, spec, inputs.clean)
     rows, bad = _publish(spark, Storage(), config, layout, selection, predictions, inputs, hold_predictions)
     published = layout.predictions.partition(selection.partition)
     log.info(
@@ -116,14 +117,22 @@ class ScoringInput:
             item.tagged.unpersist()
 
 
-def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date | None) -> ScoringInput:
-    """The same sources, SQL and cleaning as prepare (no fitting), narrowed to the selected date.
+def read_dates(spark, config: PipelineConfig, spec: FeatureSpec, days: list[dt.date]) -> ScoringInput:
+    """The rows of `days` (by data.date_column) in one read, each row's date in the column DAY of the clean and
+    the quarantined rows (pipeline/data/backfill.py writes one partition per date from them)."""
+    return _read_input(spark, config, spec, days[0], days)
+
+
+def _read_input(
+    spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date | None, days: list[dt.date] | None = None
+) -> ScoringInput:
+    """The same sources, SQL and cleaning as prepare (no fitting), narrowed to the selected date (or range).
 
     Planned on the driver, which also checks the input's schema against the model before any row is read.
     """
     from pyspark.sql import functions as F
 
-    data = scoring_sources(config, day)
+    data = scoring_sources(config, day if days is None else None)
     loaded = load_sources(spark, data, config.cleaning.max_string_length)
     table = raw_table(spark, data, loaded)
     primary = primary_source(loaded)
@@ -132,13 +141,18 @@ def _read_input(spark, config: PipelineConfig, spec: FeatureSpec, day: dt.date |
     if day is not None and not date_partitioned:
         if config.data.date_column not in table.columns:
             raise ScoringError(f"data.date_column={config.data.date_column!r} is not a column of the scoring data")
-        table = table.where(F.to_date(F.col(config.data.date_column)) == F.lit(day))
+        date = F.to_date(F.col(config.data.date_column))
+        table = table.where(date == F.lit(day) if days is None else date.isin([F.lit(d) for d in days]))
     check_schema(table, spec)  # drift is reported against the model before cleaning rules run
     # Cached: the predictions and the quarantine writes both read it (de-duplication shuffles once).
     arrays = {a.name: a.length for a in spec.arrays}
-    tagged = tag_invalid(table, config.cleaning, None, with_label=False, array_lengths=arrays).persist()
-    clean, rejected = split_clean(tagged, stage="clean", source="table")
-    if date_partitioned or day is None:
+    tagged = tag_invalid(table, config.cleaning, None, with_label=False, array_lengths=arrays)
+    keep = ()
+    if days is not None:  # several dates: each row keeps its date for the per-date partitions
+        tagged, keep = tagged.withColumn(DAY, F.to_date(F.col(config.data.date_column))), (DAY,)
+    tagged = tagged.persist()
+    clean, rejected = split_clean(tagged, stage="clean", source="table", keep=keep)
+    if (date_partitioned or day is None) and days is None:
         rejected = rejected.unionByName(primary.bad)  # unreadable rows of the files this run reads in full
     return ScoringInput(loaded, tagged, clean, rejected)
 
@@ -154,7 +168,7 @@ def _model_outputs(model_uri: str, spec: FeatureSpec) -> list[tuple[str, str]]:
     return [(column.name, column.type.name) for column in signature.outputs.inputs]
 
 
-def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: FeatureSpec, clean):
+def predict_rows(spark, config: PipelineConfig, model: RegisteredModel, spec: FeatureSpec, clean):
     """The predictions frame: keys, the model's outputs and where they came from.
 
     Built on the driver; the registered model runs inside spark_udf on the executors when it is written.
@@ -169,7 +183,7 @@ def _predict(spark, config: PipelineConfig, model: RegisteredModel, spec: Featur
     with _logger_level("mlflow.pyfunc", logging.ERROR):
         udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=T.StructType(fields), env_manager="local")
     scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    keys = [c for c in config.data.key_columns if c in clean.columns]
+    keys = [c for c in [*config.data.key_columns, DAY] if c in clean.columns]  # DAY: a range read's dates
     predictions = clean.select(
         *keys,
         udf(F.struct(*[F.col(c) for c in spec.input_columns])).alias("_p"),

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
-from pipeline.data.input_profile import Profile, profile_rows
+from pipeline.data.input_profile import Profile, profile_groups, profile_rows
 from pipeline.errors import DriftError
 from pipeline.layout import Layout
 from pipeline.model.pyfunc import ARTIFACT_PROFILE
@@ -41,13 +41,32 @@ def measure_drift(clean, spec: FeatureSpec, reference: Profile | None, config: P
     return report
 
 
+def measure_drift_by(
+    clean, by: str, spec: FeatureSpec, reference: Profile | None, config: PipelineConfig
+) -> dict[object, DriftReport]:
+    """measure_drift for each value of the column `by` (a backfill's dates), all profiled in one pass; {} when
+    monitoring is off or the model carries no reference. Each date's line is logged as a single run logs it."""
+    if not config.monitor.enabled or reference is None or not reference.features:
+        return measure_drift(clean, spec, reference, config) or {}  # logs why not, as a single run does
+    profiles = profile_groups(clean, spec, by, config.monitor.sample_rows)
+    reports = {key: compare(reference, profile, config.monitor) for key, profile in sorted(profiles.items())}
+    for key, report in reports.items():
+        log.log(logging.WARNING if report.over(report.warn_psi) else logging.INFO, "%s: %s", key, report.summary())
+    return reports
+
+
+def drift_failure(report: DriftReport, written: str) -> DriftError:
+    """The error of a batch past monitor.fail_psi, naming the worst features and where the drift rows are."""
+    worst = ", ".join(f"{f.feature} PSI {f.psi:.3f}" for f in report.over(report.fail_psi)[:5])
+    return DriftError(
+        f"the inputs drifted past monitor.fail_psi={report.fail_psi:g}: {worst}. The drift rows are in {written}. "
+        "Fix: check the upstream data; if the change is real, retrain on recent data (or raise monitor.fail_psi)"
+    )
+
+
 def publish_drift(spark, storage: Storage, layout: Layout, partition: str, report: DriftReport, model) -> None:
     """The monitoring table's partition and the score run's metrics and chart; then the failure, if any."""
     written = write_drift_rows(spark, storage, layout.monitoring_drift, partition, report, model)
     log_drift_to_run(report)
     if report.failed:
-        worst = ", ".join(f"{f.feature} PSI {f.psi:.3f}" for f in report.over(report.fail_psi)[:5])
-        raise DriftError(
-            f"the inputs drifted past monitor.fail_psi={report.fail_psi:g}: {worst}. The drift rows are in {written}. "
-            "Fix: check the upstream data; if the change is real, retrain on recent data (or raise monitor.fail_psi)"
-        )
+        raise drift_failure(report, written)

@@ -7,7 +7,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from pipeline.config.monitoring import MonitorConfig
-from pipeline.data.input_profile import MISSING, Profile, profile_rows
+from pipeline.data.input_profile import MISSING, Profile, profile_groups, profile_rows
 from pipeline.data.split import SPLIT
 from pipeline.monitoring.drift import compare
 
@@ -57,3 +57,14 @@ def test_a_large_batch_is_profiled_on_a_sample(spark, prepared_flights):
     # 2,000 rows (most values unseen in the sample): PSI of small batches over wide vocabularies reads high.
     report = compare(reference, sampled, MonitorConfig())
     assert max(f.psi for f in report.features if f.kind == "numeric") < 0.1
+
+
+def test_profiles_by_group_are_each_groups_own_profile_in_one_pass(spark, prepared_flights):
+    """A backfill profiles all its dates at once: each date's profile equals that date's rows profiled alone."""
+    spec, _, train = reference_and_rows(spark, prepared_flights)
+    days = train.withColumn("_day", F.to_date("flight_date")).where("_day between '2013-03-01' and '2013-03-03'")
+    grouped = profile_groups(days, spec, "_day")
+    assert sorted(str(day) for day in grouped) == ["2013-03-01", "2013-03-02", "2013-03-03"]
+    for day, profile in grouped.items():
+        assert profile == profile_rows(days.where(F.col("_day") == F.lit(day)), spec)
+    assert profile_rows(days.where("false"), spec).rows == 0  # no rows: an empty profile, not an error
