@@ -6,12 +6,12 @@ import argparse
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable
 
 from pipeline import setup_commands
 from pipeline.console import pipeline_summary
 from pipeline.errors import BACKFILL_EXIT_CODE, DRIFT_EXIT_CODE, DriftError, PipelineError, ScoringError
+from pipeline.stage_session import with_spark
 
 log = logging.getLogger("pipeline")
 
@@ -34,41 +34,11 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _with_spark(config, stage: Callable):
-    """Build the session and the layout, run one stage, always stop Spark (keeps shutdown quiet, ports free)."""
-    from pipeline.data.session import build_spark
-    from pipeline.layout import Layout
-    from pipeline.tracking import runs
-
-    # Every stage here is tracked: a store that cannot work, an unreachable server or credentials it refuses
-    # fail in seconds, before Spark starts (and claims executors on a cluster). The stage checks again.
-    runs.configure(config.tracking, config.spark.master)
-    # The store's first use (a new SQLite file runs MLflow's migrations: seconds) overlaps the JVM's start. Any
-    # error is left to the stage, which opens the experiment again and reports it.
-    store = threading.Thread(target=_open_experiment, args=(config.tracking,), name="open-experiment", daemon=True)
-    store.start()
-    spark = build_spark(config.spark)
-    store.join()
-    try:
-        return stage(spark, Layout.from_config(config))
-    finally:
-        spark.stop()
-
-
-def _open_experiment(tracking) -> None:
-    from pipeline.tracking import runs
-
-    try:
-        runs.ensure_experiment(tracking)
-    except Exception as exc:  # noqa: BLE001 - reported by the stage, which does the same again
-        log.debug("opening the experiment early failed (%s); the stage will retry", exc)
-
-
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from pipeline.stages import prepare
 
     config = setup_commands.load_args(args)
-    _with_spark(config, lambda spark, layout: prepare.run(spark, config, layout))
+    with_spark(config, lambda spark, layout: prepare.run(spark, config, layout))
     return 0
 
 
@@ -76,7 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.stages.chain import run_pipeline
 
     config = setup_commands.load_args(args)
-    outcome = _with_spark(
+    outcome = with_spark(
         config,
         lambda spark, layout: run_pipeline(
             spark, config, layout, args.date, force_promote=args.force_promote, batch_id=args.batch_id
@@ -110,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pipeline.stages import train
 
     config = setup_commands.load_args(args)
-    outcome = _with_spark(
+    outcome = with_spark(
         config,
         lambda spark, layout: train.run(spark, config, layout, fresh=args.fresh, force_promote=args.force_promote),
     )
@@ -122,7 +92,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from pipeline.stages import tune
 
     config = setup_commands.load_args(args)
-    outcome = _with_spark(config, lambda spark, layout: tune.run(spark, config, layout, args.force_promote))
+    outcome = with_spark(config, lambda spark, layout: tune.run(spark, config, layout, args.force_promote))
     counts = ", ".join(f"{n} {state}" for state, n in outcome.counts.items())
     log.info("---- tune finished: study %s (%s) in %.0fs ----", outcome.study_name, counts, outcome.seconds)
     if outcome.best is None:
@@ -140,9 +110,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
     config = setup_commands.load_args(args)
-    if args.first is not None or args.last is not None:
+    if _is_range(args):
         return _backfill(args, config)
-    _with_spark(
+    with_spark(
         config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version, args.batch_id)
     )
     return 0
@@ -153,9 +123,7 @@ def _backfill(args: argparse.Namespace, config) -> int:
     failed for drift, BACKFILL_EXIT_CODE when any other failed (the rest are published either way)."""
     from pipeline.stages import backfill
 
-    if args.first is None or args.last is None or args.date is not None or args.batch_id is not None:
-        raise ScoringError("a backfill takes both --from and --to, and neither --date nor --batch-id")
-    result = _with_spark(
+    result = with_spark(
         config,
         lambda spark, layout: backfill.run(
             spark, config, layout, args.first, args.last, args.model_version, args.force
@@ -171,8 +139,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.stages import evaluate
 
     config = setup_commands.load_args(args)
-    _with_spark(config, lambda spark, layout: evaluate.run(spark, config, layout, args.date, args.batch_id))
-    return 0
+    if not _is_range(args):
+        with_spark(config, lambda spark, layout: evaluate.run(spark, config, layout, args.date, args.batch_id))
+        return 0
+    dates = with_spark(config, lambda spark, layout: evaluate.run_range(spark, config, layout, args.first, args.last))
+    sys.stdout.write("".join(f"{d.line()}\n" for d in dates))
+    return BACKFILL_EXIT_CODE if any(d.outcome is None for d in dates) else 0
+
+
+def _is_range(args: argparse.Namespace) -> bool:
+    """--from and --to (and neither --date nor --batch-id) select a range of dates; neither, one partition."""
+    if args.first is None and args.last is None:
+        return False
+    if args.first is None or args.last is None or args.date is not None or args.batch_id is not None:
+        raise ScoringError("a range takes both --from and --to, and neither --date nor --batch-id")
+    return True
+
+
+def _add_range_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="first", metavar="D1", default=None, help="or every date from D1 ...")
+    parser.add_argument("--to", dest="last", metavar="D2", default=None, help="... to D2 (included), in one job")
 
 
 def _add_selection_args(parser: argparse.ArgumentParser, date_default: str | None) -> None:
@@ -252,8 +238,7 @@ def _add_stage_commands(sub) -> None:
     _add_config_args(p)
     _add_selection_args(p, date_default=None)
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
-    p.add_argument("--from", dest="first", metavar="D1", default=None, help="backfill: every date from D1 ...")
-    p.add_argument("--to", dest="last", metavar="D2", default=None, help="... to D2 (included), in one job")
+    _add_range_args(p)
     p.add_argument("--force", action="store_true", help="backfill: score dates already published again")
     p.set_defaults(func=_cmd_score)
 
@@ -261,6 +246,7 @@ def _add_stage_commands(sub) -> None:
     _add_config_args(p)
     p.add_argument("--date", default=None, help="YYYY-MM-DD: the scored date whose predictions are measured")
     p.add_argument("--batch-id", default=None, help="or the scored batch=ID partition")
+    _add_range_args(p)
     p.set_defaults(func=_cmd_evaluate)
 
     for name, help_text, date_default in (

@@ -57,23 +57,24 @@ def log_drift_to_run(report: DriftReport) -> None:
     mlflow.log_figure(figure, "monitoring/drift.png")
 
 
-def log_drift_by_date(points: list[tuple[str, float]], warn_psi: float, fail_psi: float | None) -> None:
-    """A backfill's chart: the largest feature PSI of each date, with the two levels, in the active score run."""
+def log_by_date(points: list[tuple[str, float]], label: str, artifact: str, levels=(None, None)) -> None:
+    """A line chart of one figure per date (a backfill's largest PSI, an evaluated range's realised metric) with up
+    to two horizontal levels (dashed, solid), in the active run."""
     import mlflow
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(max(6.0, 0.12 * len(points) + 2), 3.5))
     axis = figure.subplots()
     axis.plot([d for d, _ in points], [p for _, p in points], marker=".", color="#4c72b0")
-    for level, style in ((warn_psi, "--"), (fail_psi, "-")):
+    for level, style in zip(levels, ("--", "-"), strict=True):
         if level is not None:
             axis.axhline(level, color="grey", linestyle=style, linewidth=1)
-    axis.set_ylabel("largest feature PSI")
-    axis.set_title(f"input drift by date: {points[0][0]} to {points[-1][0]}")
+    axis.set_ylabel(label)
+    axis.set_title(f"{label} by date: {points[0][0]} to {points[-1][0]}")
     axis.set_xticks(range(0, len(points), max(1, len(points) // 12)))
     axis.tick_params(axis="x", labelrotation=45)
     figure.tight_layout()
-    mlflow.log_figure(figure, "monitoring/drift_by_date.png")
+    mlflow.log_figure(figure, artifact)
 
 
 def _colour(psi: float, report: DriftReport) -> str:

@@ -16,7 +16,7 @@ from pipeline.data.scoring import DAY, predict_rows, read_dates
 from pipeline.errors import DriftError, PipelineError
 from pipeline.layout import Layout
 from pipeline.monitoring.batch_drift import carried_profile, drift_failure, measure_drift_by
-from pipeline.monitoring.drift_output import log_drift_by_date, write_drift_rows
+from pipeline.monitoring.drift_output import log_by_date, write_drift_rows
 from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
 from pipeline.tracking.tracked import tracked_stage
@@ -147,4 +147,5 @@ def _log_backfill(outcomes: list[DateOutcome], config: PipelineConfig) -> None:
     runs.log_dict({"dates": [asdict(o) for o in outcomes]}, "backfill/dates.json")
     drifted = [(o.date, o.max_psi) for o in outcomes if o.max_psi is not None]
     if drifted:
-        log_drift_by_date(drifted, config.monitor.warn_psi, config.monitor.fail_psi)
+        levels = (config.monitor.warn_psi, config.monitor.fail_psi)
+        log_by_date(drifted, "largest feature PSI", "monitoring/drift_by_date.png", levels)

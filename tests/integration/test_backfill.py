@@ -1,6 +1,6 @@
 """`score --from D1 --to D2`: many dates in one job, one partition and one set of drift rows per date, published
 dates skipped unless forced, a date that fails isolated from the rest, and a backfill killed between two dates
-finishing only what is missing when run again."""
+finishing only what is missing when run again; then `evaluate --from D1 --to D2` over the same dates."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from pipeline import faults
+from pipeline.config.monitoring import OutcomesConfig
+from pipeline.config.source_entry import SourceConfig
 from pipeline.errors import BACKFILL_EXIT_CODE
 from pipeline.layout import Layout
-from pipeline.stages import backfill
+from pipeline.stages import backfill, evaluate
 from tests.helpers import flights_cli_args, run_score
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -77,6 +79,27 @@ def test_a_killed_backfill_rerun_scores_only_the_missing_dates_as_single_date_ru
 
     forced = backfill.run(spark, config, layout, "2013-12-27", "2013-12-28", force=True)
     assert [(d.status, d.rows) for d in forced.dates] == [(d.status, d.rows) for d in resumed.dates[3:]]
+
+    # The outcomes arrive: `evaluate --from/--to` measures each scored date as `evaluate --date` does, and a date
+    # that was never scored fails alone.
+    clean = spark.read.parquet(Layout.from_config(trained_flights[0]).prepared.clean_dir)
+    arrived = clean.where("flight_date between '2013-12-24' and '2013-12-28'").select("flight_id", "late")
+    arrived.toPandas().to_csv(tmp_path / "outcomes.csv", index=False)
+    source = SourceConfig(
+        name="arrivals",
+        format="csv",
+        path=str(tmp_path / "outcomes.csv"),
+        schema={"flight_id": "string", "late": "int"},
+    )
+    labelled = config.model_copy(
+        update={"monitor": config.monitor.model_copy(update={"outcomes": OutcomesConfig(source=source)})}
+    )
+    evaluated = evaluate.run_range(spark, labelled, layout, "2013-12-23", "2013-12-28")
+    assert [e.date for e in evaluated if e.outcome is None] == ["2013-12-23"]
+    assert "no predictions in" in evaluated[0].error
+    # A few scored flights were quarantined by prepare (no outcome: cancelled), so not all find one.
+    assert all(e.outcome.coverage > 0.9 and 0 < e.outcome.metrics["realised_auc"] < 1 for e in evaluated[1:])
+    assert evaluated[3].outcome.metrics == evaluate.run(spark, labelled, layout, "2013-12-26").metrics
 
 
 def test_a_date_without_rows_fails_alone_and_the_exit_code_says_so(trained_flights, flights_raw, tmp_path):
