@@ -5,6 +5,7 @@ run at the failure level, after the outputs are written."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config.schema import PipelineConfig
@@ -13,6 +14,7 @@ from pipeline.errors import DriftError
 from pipeline.layout import Layout
 from pipeline.model.pyfunc import ARTIFACT_PROFILE
 from pipeline.model.spec import FeatureSpec
+from pipeline.monitoring import prediction_drift
 from pipeline.monitoring.drift import DriftReport, compare, log_report
 from pipeline.monitoring.drift_output import log_drift_to_run, write_drift_rows
 from pipeline.storage.folders import Storage
@@ -53,6 +55,32 @@ def measure_drift_by(
     for key, report in reports.items():
         log.log(logging.WARNING if report.over(report.warn_psi) else logging.INFO, "%s: %s", key, report.summary())
     return reports
+
+
+def with_prediction_drift(spark, report: DriftReport, model, predictions_path: str, held: bool) -> DriftReport:
+    """The report with the published predictions' PSI against the version's test-split reference (unchanged when
+    the predictions were held back or the version has no reference)."""
+    reference = None if held else prediction_drift.load_reference(model.run_id)
+    if reference is None:
+        return report
+    counts = prediction_drift.batch_counts(spark.read.parquet(predictions_path), reference).get(None, {})
+    return _with_psi(report, reference, counts)
+
+
+def with_prediction_drift_by(predictions, by: str, reports: dict, model) -> dict:
+    """with_prediction_drift for each group of a backfill's staged predictions (one aggregation for all)."""
+    reference = prediction_drift.load_reference(model.run_id) if reports else None
+    if reference is None:
+        return reports
+    counts = prediction_drift.batch_counts(predictions, reference, by)
+    return {key: _with_psi(report, reference, counts.get(key, {})) for key, report in reports.items()}
+
+
+def _with_psi(report: DriftReport, reference: dict, counts: dict) -> DriftReport:
+    psi = round(prediction_drift.prediction_psi(reference, counts), 6)
+    if psi >= report.warn_psi:
+        log.warning("the predictions drifted: PSI %.3f against the test split's (%s buckets)", psi, reference["kind"])
+    return replace(report, prediction_psi=psi)
 
 
 def drift_failure(report: DriftReport, written: str) -> DriftError:

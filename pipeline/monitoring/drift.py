@@ -42,6 +42,7 @@ class DriftReport:
     missing_columns: tuple[str, ...]  # and the other way round (the model's own inputs are checked before)
     warn_psi: float
     fail_psi: float | None  # None: the run never fails on drift
+    prediction_psi: float | None = None  # the predictions' own drift (prediction_drift.py); warns, never fails
 
     @property
     def max_psi(self) -> float:
@@ -66,13 +67,26 @@ class DriftReport:
             f"drift {level}: {len(self.over(self.warn_psi))} of {len(self.features)} features at PSI >= "
             f"{self.warn_psi:g} ({top}); max PSI {self.max_psi:.3f} over {self.rows} rows"
         )
+        text += f"; predictions PSI {self.prediction_psi:.3f}" if self.prediction_psi is not None else ""
         text += f"; new columns {list(self.new_columns)}" if self.new_columns else ""
         return text + (f"; columns gone {list(self.missing_columns)}" if self.missing_columns else "")
 
     def metrics(self) -> dict[str, float]:
         """For the score run: the headline numbers and each feature's PSI."""
         out = {"drift_max_psi": self.max_psi, "drift_share": self.drifted_share}
+        out |= {"prediction_psi": self.prediction_psi} if self.prediction_psi is not None else {}
         return out | {f"psi.{f.feature}": f.psi for f in self.features}
+
+
+def population_stability(batch: dict, reference: dict) -> float:
+    """PSI of two {bucket: rows} counts (module docstring)."""
+    batch_rows, reference_rows = sum(batch.values()), sum(reference.values())
+    psi = 0.0
+    for bucket in set(batch) | set(reference):
+        p = batch.get(bucket, 0) / batch_rows if batch_rows else 0.0
+        q = reference.get(bucket, 0) / reference_rows if reference_rows else 0.0
+        psi += (p - q) * math.log(max(p, EPSILON) / max(q, EPSILON))
+    return psi
 
 
 def compare(reference: Profile, batch: Profile, config: MonitorConfig) -> DriftReport:
@@ -80,9 +94,7 @@ def compare(reference: Profile, batch: Profile, config: MonitorConfig) -> DriftR
     drifts = []
     for name, ref in reference.features.items():
         counts = batch.features.get(name)
-        buckets = set(ref.counts) | set(counts.counts if counts else ())
-        shares = [(counts.share(b) if counts else 0.0, ref.share(b)) for b in sorted(buckets)]
-        psi = sum((p - q) * math.log(max(p, EPSILON) / max(q, EPSILON)) for p, q in shares)
+        psi = population_stability(counts.counts if counts else {}, ref.counts)
         missing = MISSING if ref.kind == "numeric" else 0
         unseen = ref.kind == "categorical"
         drifts.append(

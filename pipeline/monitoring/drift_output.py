@@ -32,6 +32,11 @@ def write_drift_rows(spark, storage: Storage, output: DatedOutput, partition: st
         }
         for f in report.features
     ]
+    if report.prediction_psi is not None and rows:  # the predictions' own drift: a row of kind "prediction"
+        shares = dict.fromkeys(("missing_share", "reference_missing_share", "unseen_share", "reference_unseen_share"))
+        psi = report.prediction_psi
+        prediction = {"feature": "prediction", "kind": "prediction", "psi": psi, "drifted": psi >= report.warn_psi}
+        rows.append(rows[-1] | shares | prediction | {"failed": False})
     frame = pd.DataFrame(rows).astype({"unseen_share": "float64", "reference_unseen_share": "float64"})
     return replace_partition(spark, storage, output, partition, frame)
 

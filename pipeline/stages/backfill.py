@@ -15,7 +15,12 @@ from pipeline.data.range_scoring import DateOutcome
 from pipeline.data.scoring import DAY, predict_rows, read_dates
 from pipeline.errors import DriftError, PipelineError
 from pipeline.layout import Layout
-from pipeline.monitoring.batch_drift import carried_profile, drift_failure, measure_drift_by
+from pipeline.monitoring.batch_drift import (
+    carried_profile,
+    drift_failure,
+    measure_drift_by,
+    with_prediction_drift_by,
+)
 from pipeline.monitoring.drift_output import log_by_date, write_drift_rows
 from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
@@ -98,6 +103,9 @@ def _score_dates(spark, storage, config, layout, model, python_model, todo) -> d
         predictions = predict_rows(spark, config, model, spec, inputs.clean)
         counts = range_scoring.stage_outputs(spark, storage, layout, token, predictions, inputs.rejected)
         drifts = measure_drift_by(inputs.clean, DAY, spec, reference, config)
+        if drifts:
+            staged = spark.read.parquet(layout.predictions.staging(token))
+            drifts = with_prediction_drift_by(staged, DAY, drifts, model)
         outcomes = {}
         for day in todo:
             outcomes[day] = _publish(spark, storage, config, layout, token, day, counts, drifts.get(day), model)

@@ -8,7 +8,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.data.score_selection import select_rows
 from pipeline.data.scoring import ScoreResult, read_batch, score_batch
 from pipeline.layout import Layout
-from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift
+from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift, with_prediction_drift
 from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
 from pipeline.tracking.tracked import tracked_stage
@@ -58,5 +58,6 @@ def run(
         result = score_batch(spark, config, layout, model, spec, selection, inputs, hold)
         runs.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
         if drift is not None:
+            drift = with_prediction_drift(spark, drift, model, result.output_path, hold)
             publish_drift(spark, Storage(), layout, selection.partition, drift, model)
     return replace(result, drift_summary=drift.summary() if drift else None)

@@ -19,6 +19,7 @@ from pipeline.launch.recovery import launch_with_restarts
 from pipeline.launch.slots import check_slots
 from pipeline.layout import Layout
 from pipeline.model.spec import FeatureSpec
+from pipeline.monitoring import prediction_drift
 from pipeline.storage import files
 from pipeline.tracking import datasets, registry, runs
 from pipeline.tracking.metric_backfill import send_missing_epoch_metrics
@@ -195,6 +196,7 @@ def register_and_evaluate(
         profile if files.exists(profile) else None,
     )
     predictions = registry.load_pyfunc(model.uri).predict(inputs)  # the registered artifact, end to end
+    runs.log_dict(prediction_drift.reference_from(spec.label.task, predictions), prediction_drift.ARTIFACT)
     truth, predicted = _test_outcomes(spec, test, predictions, model_config)
     figures = {"learning_curves.png": plots.learning_curves(result.history, plan.monitor)}
     figures |= _test_figures(spec, truth, predicted)

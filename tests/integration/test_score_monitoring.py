@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 
 import mlflow
+import pandas as pd
 import pytest
 
 from pipeline.errors import DRIFT_EXIT_CODE, DriftError
 from pipeline.layout import Layout
+from pipeline.monitoring import prediction_drift
 from pipeline.tracking import runs
 from tests.helpers import flights_cli_args
 from tests.helpers import run_score as run_score_job
@@ -30,8 +32,18 @@ def test_a_score_run_writes_its_drift_rows_metrics_and_chart(trained_flights, sp
     assert scored.drift_summary.startswith("drift warn:")  # one December day against Jan-Sep weather: it drifts
 
     monitoring = Layout.from_config(config).monitoring_drift.partition(f"date={SCORE_DATE}")
-    rows = spark.read.parquet(monitoring).toPandas().set_index("feature")
+    everything = spark.read.parquet(monitoring).toPandas().set_index("feature")
+    rows = everything[everything["kind"] != "prediction"]
     assert set(rows.index) == {n.name for n in outcome.spec.numeric} | {c.name for c in outcome.spec.categorical}
+
+    # The predictions' own drift: the day's probabilities against the test split's, from the published partition.
+    reference = runs.load_dict(outcome.model.run_id, prediction_drift.ARTIFACT)
+    assert reference["kind"] == "probability" and sum(reference["counts"].values()) > 1000  # the test split
+    published = pd.read_parquet(scored.output_path)
+    day = prediction_drift.reference_from("binary", published)["counts"]
+    expected = prediction_drift.prediction_psi(reference, day)
+    assert everything.loc["prediction", "psi"] == pytest.approx(expected, abs=1e-6) and expected > 0
+    assert f"predictions PSI {expected:.3f}" in scored.drift_summary
     assert (rows["rows"] == scored.rows_scored).all() and set(rows["model_version"]) == {outcome.model.version}
     assert rows.loc["temp", "psi"] > 0.25 and rows.loc["temp", "drifted"]  # winter temperatures, summer reference
     assert rows["psi"].min() >= 0 and not rows["failed"].any()  # no failure level configured
@@ -39,12 +51,13 @@ def test_a_score_run_writes_its_drift_rows_metrics_and_chart(trained_flights, sp
     latest = score_runs(config).sort_values("start_time").iloc[-1]
     assert latest["metrics.drift_max_psi"] == pytest.approx(rows["psi"].max())
     assert latest["metrics.psi.temp"] == pytest.approx(rows.loc["temp", "psi"])
+    assert latest["metrics.prediction_psi"] == pytest.approx(expected, abs=1e-6)
     artifacts = mlflow.tracking.MlflowClient().list_artifacts(latest["run_id"], "monitoring")
     assert [a.path for a in artifacts] == ["monitoring/drift.png"]
 
     again = run_score_job(spark, config, SCORE_DATE)  # a rerun replaces the date's rows, like the predictions
     assert again.drift_summary == scored.drift_summary
-    assert spark.read.parquet(monitoring).count() == len(rows)
+    assert spark.read.parquet(monitoring).count() == len(everything)
 
 
 def test_the_failure_level_holds_predictions_and_exits_3(trained_flights, spark, tmp_path, cli_session, caplog):

@@ -82,3 +82,25 @@ def test_no_failure_level_unless_configured():
 
 def test_profiles_round_trip_through_json():
     assert Profile.from_json(REFERENCE.to_json()) == REFERENCE
+
+
+def test_the_predictions_reference_and_their_psi():
+    """Binary probabilities in ten bins, classes by name, regression in z buckets; PSI 0 on the same outputs."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.monitoring.prediction_drift import prediction_psi, reference_from
+
+    rng = np.random.default_rng(0)
+    test = pd.DataFrame({"probability": rng.beta(2, 5, 5000), "prediction": rng.normal(3.0, 2.0, 5000)})
+    binary = reference_from("binary", test)
+    assert binary["kind"] == "probability" and sum(binary["counts"].values()) == 5000
+    assert set(binary["counts"]) <= {str(b) for b in range(10)}
+    assert prediction_psi(binary, binary["counts"]) == 0.0
+    shifted = reference_from("binary", test.assign(probability=rng.beta(5, 2, 5000)))["counts"]
+    assert prediction_psi(binary, shifted) > 1.0  # most scores moved to the other end
+    classes = reference_from("multiclass", pd.DataFrame({"prediction": ["a", "b", "b", "c"]}))
+    assert classes == {"kind": "class", "counts": {"a": 1, "b": 2, "c": 1}}
+    assert prediction_psi(classes, {"a": 1, "b": 2, "c": 1, "new": 4}) > 1.0  # a class the test split never got
+    regression = reference_from("regression", test)
+    assert regression["kind"] == "z" and abs(regression["mean"] - 3.0) < 0.1 and abs(regression["std"] - 2.0) < 0.1
