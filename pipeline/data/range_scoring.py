@@ -27,7 +27,7 @@ class DateOutcome:
     """One date's line of a backfill's table."""
 
     date: str
-    status: str  # scored | held back | skipped | failed
+    status: str  # scored | skipped | failed
     rows: int = 0
     quarantined: int = 0
     note: str = ""  # the drift line, the reason it was skipped, or the one-line error that failed it

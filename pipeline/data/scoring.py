@@ -119,7 +119,7 @@ class ScoringInput:
 
 def read_dates(spark, config: PipelineConfig, spec: FeatureSpec, days: list[dt.date]) -> ScoringInput:
     """The rows of `days` (by data.date_column) in one read, each row's date in the column DAY of the clean and
-    the quarantined rows (pipeline/data/backfill.py writes one partition per date from them)."""
+    the quarantined rows (pipeline/data/range_scoring.py writes one partition per date from them)."""
     return _read_input(spark, config, spec, days[0], days)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pipeline import faults
 from pipeline.config.schema import PipelineConfig
@@ -131,9 +131,10 @@ def _publish(spark, storage, config, layout, token, day, counts, drift, model) -
                 raise drift_failure(drift, written)
     except PipelineError as exc:
         kind = "drifted" if isinstance(exc, DriftError) else "failed"
-        log.warning("backfill %s %s: %s", day, kind, exc)
-        return DateOutcome(day.isoformat(), "failed", rows, bad, f"{kind}: {exc}", psi)
-    return DateOutcome(day.isoformat(), "held back" if hold else "scored", rows, bad, note, psi)
+        held = " (predictions held back: monitor.hold_predictions)" if hold else ""
+        log.warning("backfill %s %s: %s%s", day, kind, exc, held)
+        return DateOutcome(day.isoformat(), "failed", rows, bad, f"{kind}: {exc}{held}", psi)
+    return DateOutcome(day.isoformat(), "scored", rows, bad, note, psi)
 
 
 def _counts(result: BackfillResult) -> tuple[int, int, int]:
@@ -143,8 +144,6 @@ def _counts(result: BackfillResult) -> tuple[int, int, int]:
 
 def _log_backfill(outcomes: list[DateOutcome], config: PipelineConfig) -> None:
     """Per-date metrics (step = days since --from), the drift chart by date, and the table, in the score run."""
-    from dataclasses import asdict
-
     for step, outcome in enumerate(outcomes):
         if outcome.status != "skipped":
             measured = {"rows_scored": outcome.rows, "rows_quarantined": outcome.quarantined}
