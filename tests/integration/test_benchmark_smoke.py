@@ -24,6 +24,7 @@ SCRIPTS = {
     "small_table": (["small_table"], False),
     "score": (["score"], True),
     "backfill": (["backfill"], True),
+    "parquet_encoding": (["parquet_encoding"], True),
     "tune": (["tune"], True),
     "deep_data": (["deep_data"], False),
     "gpu": (["gpu"], False),
@@ -46,7 +47,7 @@ def run_benchmark(script: str, results, *args: str, env: dict | None = None) -> 
 def test_benchmark_runs_in_smoke_mode(script, smoke_results, request):
     files, needs_flights = SCRIPTS[script]
     args, env = [], {}
-    if needs_flights:  # score, backfill and tune read a prepared demo: the suite's prepared flights sample
+    if needs_flights:  # these read a prepared demo: the suite's prepared flights sample
         config, _ = request.getfixturevalue("prepared_flights")
         args, env = ["--work-dir", config.work_dir], {"RAW_DIR": str(request.getfixturevalue("flights_raw"))}
     measured = {p: p.stat().st_mtime_ns for p in (ROOT / "benchmarks" / "results").iterdir()}
