@@ -14,6 +14,7 @@ from pipeline.data.sources import load_source
 from pipeline.errors import ConfigError, ScoringError
 from pipeline.layout import Layout
 from pipeline.model.spec import LabelSpec
+from pipeline.monitoring import estimated_performance
 from pipeline.monitoring.tables import replace_partition
 from pipeline.storage.folders import Storage
 
@@ -64,6 +65,8 @@ def measure_outcomes(spark, config: PipelineConfig, label: LabelSpec, prediction
     counts = joined.agg(F.count(F.lit(1)).alias("n"), F.count(OUTCOME).alias("labelled")).first()
     labelled = joined.where(F.col(OUTCOME).isNotNull())
     metrics = _metrics(labelled, label) if counts["labelled"] else {}
+    if label.task == "binary":  # the label-free estimate beside the realised numbers, to show how far to trust it
+        metrics |= estimated_performance.estimate(predictions)
     name, version = first["model_name"], first["model_version"]
     return Outcome(partition, counts["n"], counts["labelled"], metrics, name, version, unreadable)
 

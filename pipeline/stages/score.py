@@ -8,6 +8,7 @@ from pipeline.config.schema import PipelineConfig
 from pipeline.data.score_selection import select_rows
 from pipeline.data.scoring import ScoreResult, read_batch, score_batch
 from pipeline.layout import Layout
+from pipeline.monitoring import estimated_performance
 from pipeline.monitoring.batch_drift import carried_profile, measure_drift, publish_drift, with_prediction_drift
 from pipeline.storage.folders import Storage
 from pipeline.tracking import registry, runs
@@ -57,6 +58,8 @@ def run(
         hold = drift is not None and drift.failed and config.monitor.hold_predictions
         result = score_batch(spark, config, layout, model, spec, selection, inputs, hold)
         runs.log_metrics({"rows_scored": result.rows_scored, "rows_quarantined": result.rows_quarantined})
+        if spec.label.task == "binary" and not hold:  # before the outcomes: estimated from the probabilities
+            runs.log_metrics(estimated_performance.estimate(spark.read.parquet(result.output_path)))
         if drift is not None:
             drift = with_prediction_drift(spark, drift, model, result.output_path, hold)
             publish_drift(spark, Storage(), layout, selection.partition, drift, model)

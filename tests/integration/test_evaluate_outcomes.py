@@ -48,6 +48,12 @@ def test_realised_metrics_of_a_scored_date(trained_flights, spark, tmp_path):
     assert result.metrics["realised_accuracy"] == pytest.approx(
         (predictions["prediction"] == predictions["late"]).mean()
     )
+    # The label-free estimate from the probabilities of all the date's predictions, beside the realised numbers.
+    scored_rows = pd.read_parquet(tmp_path / "predictions" / f"date={SCORE_DATE}")
+    p = scored_rows["probability"]
+    expected_accuracy = (p.where(scored_rows["prediction"] == 1, 1 - p)).mean()
+    assert result.metrics["estimated_accuracy"] == pytest.approx(expected_accuracy)
+    assert 0.5 < result.metrics["estimated_auc"] < 1
 
     row = spark.read.parquet(Layout.from_config(configured).monitoring_outcomes.partition(f"date={SCORE_DATE}"))
     assert row.count() == 1 and row.first()["realised_auc"] == result.metrics["realised_auc"]

@@ -52,6 +52,7 @@ def test_a_score_run_writes_its_drift_rows_metrics_and_chart(trained_flights, sp
     assert latest["metrics.drift_max_psi"] == pytest.approx(rows["psi"].max())
     assert latest["metrics.psi.temp"] == pytest.approx(rows.loc["temp", "psi"])
     assert latest["metrics.prediction_psi"] == pytest.approx(expected, abs=1e-6)
+    assert 0.5 < latest["metrics.estimated_auc"] < 1 and 0 < latest["metrics.estimated_accuracy"] <= 1
     artifacts = mlflow.tracking.MlflowClient().list_artifacts(latest["run_id"], "monitoring")
     assert [a.path for a in artifacts] == ["monitoring/drift.png"]
 

@@ -104,3 +104,24 @@ def test_the_predictions_reference_and_their_psi():
     assert prediction_psi(classes, {"a": 1, "b": 2, "c": 1, "new": 4}) > 1.0  # a class the test split never got
     regression = reference_from("regression", test)
     assert regression["kind"] == "z" and abs(regression["mean"] - 3.0) < 0.1 and abs(regression["std"] - 2.0) < 0.1
+
+
+def test_calibrated_probabilities_estimate_auc_and_accuracy_before_the_outcomes():
+    """CBPE's premise on synthetic calibrated scores: outcomes drawn with probability p; the estimate from p alone
+    lands near the realised AUC and accuracy (sklearn on the drawn outcomes)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from pipeline.monitoring.estimated_performance import BINS, expected_auc
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(1.5, 3.0, 200_000)
+    y = rng.random(p.size) < p
+    bins = np.minimum(np.floor(p * BINS), BINS - 1).astype(int)
+    present = np.unique(bins)
+    sums = np.bincount(bins, weights=p, minlength=BINS)[present]
+    counts = np.bincount(bins, minlength=BINS)[present]
+    assert abs(expected_auc(present, sums, counts) - roc_auc_score(y, p)) < 0.01
+    expected_accuracy = np.mean(np.where(p >= 0.5, p, 1 - p))
+    assert abs(expected_accuracy - np.mean((p >= 0.5) == y)) < 0.01
+    assert np.isnan(expected_auc(np.array([3]), np.array([0.0]), np.array([5.0])))  # one class expected: undefined
