@@ -17,12 +17,16 @@ BINS = 1000
 
 
 def estimate(predictions) -> dict[str, float]:
-    """{"estimated_auc", "estimated_accuracy"} of a binary predictions frame (Spark; columns probability and
-    prediction, 1 = the positive class); {} when it has no rows."""
+    """{"estimated_auc", "estimated_accuracy"} of a binary predictions frame (Spark; columns probability,
+    prediction and probability_of, the positive class's name: 1, or the label's own value such as "yes"); {} when
+    it has no rows."""
     from pyspark.sql import functions as F
 
     p = F.col("probability")
-    positive = (F.col("prediction").cast("string") == F.lit("1")).cast("double")
+    predicted = F.col("prediction").cast("string")
+    named = F.col("probability_of") if "probability_of" in predictions.columns else F.lit("1")
+    # A spec without stored classes predicts 0/1 even where the positive class has a name (pipeline/model/predictor)
+    positive = ((predicted == named) | (predicted == F.lit("1"))).cast("double")
     rows = (
         predictions.groupBy(F.least(F.floor(p * BINS), F.lit(BINS - 1)).cast("int").alias("bin"))
         .agg(F.sum(p).alias("p"), F.count(F.lit(1)).alias("n"), F.sum(positive * p + (1 - positive) * (1 - p)))
