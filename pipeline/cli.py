@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipeline import setup_commands
+from pipeline import monitor_commands, setup_commands
 from pipeline.console import pipeline_summary
-from pipeline.errors import BACKFILL_EXIT_CODE, DRIFT_EXIT_CODE, DriftError, PipelineError, ScoringError
+from pipeline.errors import DRIFT_EXIT_CODE, DriftError, PipelineError
 from pipeline.stage_session import with_spark
 
 log = logging.getLogger("pipeline")
@@ -110,55 +110,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from pipeline.stages import score
 
     config = setup_commands.load_args(args)
-    if _is_range(args):
-        return _backfill(args, config)
+    if monitor_commands.is_range(args):
+        return monitor_commands.backfill(args, config)
     with_spark(
         config, lambda spark, layout: score.run(spark, config, layout, args.date, args.model_version, args.batch_id)
     )
     return 0
-
-
-def _backfill(args: argparse.Namespace, config) -> int:
-    """`score --from D1 --to D2`: the per-date table on stdout; exit 0, DRIFT_EXIT_CODE when every failed date
-    failed for drift, BACKFILL_EXIT_CODE when any other failed (the rest are published either way)."""
-    from pipeline.stages import backfill
-
-    result = with_spark(
-        config,
-        lambda spark, layout: backfill.run(
-            spark, config, layout, args.first, args.last, args.model_version, args.force
-        ),
-    )
-    sys.stdout.write(result.table() + "\n")
-    if not result.failed:
-        return 0
-    return DRIFT_EXIT_CODE if all(d.note.startswith("drifted") for d in result.failed) else BACKFILL_EXIT_CODE
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pipeline.stages import evaluate
-
-    config = setup_commands.load_args(args)
-    if not _is_range(args):
-        with_spark(config, lambda spark, layout: evaluate.run(spark, config, layout, args.date, args.batch_id))
-        return 0
-    dates = with_spark(config, lambda spark, layout: evaluate.run_range(spark, config, layout, args.first, args.last))
-    sys.stdout.write("".join(f"{d.line()}\n" for d in dates))
-    return BACKFILL_EXIT_CODE if any(d.outcome is None for d in dates) else 0
-
-
-def _is_range(args: argparse.Namespace) -> bool:
-    """--from and --to (and neither --date nor --batch-id) select a range of dates; neither, one partition."""
-    if args.first is None and args.last is None:
-        return False
-    if args.first is None or args.last is None or args.date is not None or args.batch_id is not None:
-        raise ScoringError("a range takes both --from and --to, and neither --date nor --batch-id")
-    return True
-
-
-def _add_range_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="first", metavar="D1", default=None, help="or every date from D1 ...")
-    parser.add_argument("--to", dest="last", metavar="D2", default=None, help="... to D2 (included), in one job")
 
 
 def _add_selection_args(parser: argparse.ArgumentParser, date_default: str | None) -> None:
@@ -238,16 +195,11 @@ def _add_stage_commands(sub) -> None:
     _add_config_args(p)
     _add_selection_args(p, date_default=None)
     p.add_argument("--model-version", default=None, help="registered version to use (default: @champion)")
-    _add_range_args(p)
+    monitor_commands.add_range_args(p)
     p.add_argument("--force", action="store_true", help="backfill: score dates already published again")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("evaluate", help="realised metrics of a scored date once its outcomes arrived")
-    _add_config_args(p)
-    p.add_argument("--date", default=None, help="YYYY-MM-DD: the scored date whose predictions are measured")
-    p.add_argument("--batch-id", default=None, help="or the scored batch=ID partition")
-    _add_range_args(p)
-    p.set_defaults(func=_cmd_evaluate)
+    monitor_commands.add_commands(sub, _add_config_args)
 
     for name, help_text, date_default in (
         ("run", "prepare -> train -> register -> score, linked under one MLflow run", None),

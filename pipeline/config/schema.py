@@ -14,6 +14,7 @@ from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.config.frozen import Frozen, check_reference
 from pipeline.config.model import AugmentConfig, ModelConfig
 from pipeline.config.monitoring import MonitorConfig
+from pipeline.config.retrain import RetrainConfig
 from pipeline.config.source_entry import SourceConfig
 from pipeline.config.tuning import TuneConfig
 
@@ -249,6 +250,8 @@ class PipelineConfig(Frozen):
     """Batch scoring."""
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     """Drift of each score batch against the model's reference profile."""
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    """Champion/challenger retraining on a rolling window (`python -m pipeline retrain`)."""
     tune: TuneConfig = Field(default_factory=TuneConfig)
     """Hyperparameter search (`python -m pipeline tune`)."""
 

@@ -65,3 +65,12 @@ _SCORES = {
     "rmse": lambda truth, predicted: np.sqrt(np.mean((truth - predicted) ** 2, axis=1)),
     "mae": lambda truth, predicted: np.mean(np.abs(truth - predicted), axis=1),
 }
+
+
+def point_score(metric: str, truth: np.ndarray, predicted: np.ndarray) -> float | None:
+    """`metric` (auc / accuracy / rmse / mae, with or without a test_ prefix) of one set of rows, by the same rules
+    as the resamples; None for a metric without a rule here, NaN for AUC of a single class."""
+    score = _SCORES.get(metric.removeprefix("test_"))
+    if score is None or len(truth) == 0:
+        return None
+    return float(score(np.asarray(truth)[None, :], np.asarray(predicted)[None, :])[0])

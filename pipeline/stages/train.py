@@ -22,6 +22,7 @@ from pipeline.model.spec import FeatureSpec
 from pipeline.monitoring import prediction_drift
 from pipeline.storage import files
 from pipeline.tracking import datasets, registry, runs
+from pipeline.tracking.challenger import Promoter
 from pipeline.tracking.metric_backfill import send_missing_epoch_metrics
 from pipeline.tracking.registry import Promotion, RegisteredModel
 from pipeline.tracking.tracked import tracked_stage
@@ -66,6 +67,7 @@ def run(
     on_epoch: EpochCallback | None = None,
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
+    promoter: Promoter | None = None,
 ) -> TrainResult:
     """Train with config.train.backend; re-running after a failure resumes the same MLflow run.
 
@@ -74,6 +76,7 @@ def run(
         on_epoch: called in rank 0 after each epoch besides the MLflow logger (a trial's pruner).
         parent_run_id: the run this one nests under when no run is active in this thread (parallel trials).
         tags: set on the run first thing (a tuning trial's study and number, to find it even when it fails).
+        promoter: decides on @champion instead of comparing logged test metrics (retrain's compare window).
 
     Raises:
         DataError: prepare has not run. ConfigError: a batch too large for the data, a broken model.
@@ -97,7 +100,7 @@ def run(
         _log_result(plan, result)
         model, promotion = None, None
         if register:
-            model, promotion = register_and_evaluate(spark, config, layout, plan, result, force_promote)
+            model, promotion = register_and_evaluate(spark, config, layout, plan, result, force_promote, promoter)
     return TrainResult(stage.run_id, result, spec, model, promotion, plan.monitor, plan.epochs)
 
 
@@ -171,7 +174,7 @@ def clean_split_rows(spark, layout: Layout, spec: FeatureSpec, split: str, limit
 
 
 def register_and_evaluate(
-    spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, result: RankResult, force: bool
+    spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, result: RankResult, force: bool, promoter=None
 ) -> tuple[RegisteredModel, Promotion]:
     """Register the best weights as a pyfunc in the active run, plot its test behaviour, decide on promotion."""
     spec = plan.spec
@@ -207,7 +210,10 @@ def register_and_evaluate(
     if baseline is not None:
         runs.log_metrics({f"baseline_{metric}": baseline})
     interval = _small_test_interval(metric, truth, predicted)
-    decision = registry.promote(model, metric, higher_is_better(metric), force, baseline, interval)
+    if promoter is None or force:
+        decision = registry.promote(model, metric, higher_is_better(metric), force, baseline, interval)
+    else:
+        decision = promoter(model, metric, baseline, test, predictions)
     runs.log_dict(asdict(decision), "registry/promotion.json")
     registry.describe_version(
         model,

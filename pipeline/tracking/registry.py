@@ -177,7 +177,7 @@ def promote(
         if promoted and not force and champion_value is not None and interval is not None:
             promoted, why = _beyond_noise(metric, candidate_value, champion_value, interval, why)
     if promoted:
-        promoted, why = _take_champion(client, model, metric, candidate_value, champion, force, higher_is_better, why)
+        promoted, why = take_champion(client, model, metric, candidate_value, champion, force, higher_is_better, why)
     decision = Promotion(
         model=model.name,
         candidate_version=model.version,
@@ -239,7 +239,7 @@ def _beyond_noise(metric: str, candidate: float, champion: float, interval: Inte
     )
 
 
-def _take_champion(client, model, metric, candidate_value, champion, force: bool, higher_is_better: bool, why: str):
+def take_champion(client, model, metric, candidate_value, champion, force: bool, higher_is_better: bool, why: str):
     """Move @champion to the candidate, then settle a race with a job promoting at the same time.
 
     Returns (still promoted?, why): a better version promoted concurrently keeps the alias.
