@@ -14,7 +14,7 @@ from pipeline.config.feature_sections import FeaturesConfig
 from pipeline.config.frozen import Frozen, check_reference
 from pipeline.config.model import AugmentConfig, ModelConfig
 from pipeline.config.monitoring import MonitorConfig
-from pipeline.config.retrain import RetrainConfig
+from pipeline.config.retraining import RetrainConfig
 from pipeline.config.source_entry import SourceConfig
 from pipeline.config.tuning import TuneConfig
 
