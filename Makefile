@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text run test test-all lint mlflow-ui clean bench bench-deep
+.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep
 
 setup: $(STAMP)
 
@@ -40,6 +40,18 @@ demo-images: setup
 demo-text: setup
 	$(BIN)/python -m pipeline demo-data --dataset reviews
 	$(BIN)/python -m pipeline run --conf conf/reviews.yaml --conf conf/local.yaml --batch-id reviews-demo
+
+# Scheduled scoring that watches itself (about 8 min): train on Jan-Aug, score every day of Oct-Dec in one backfill,
+# evaluate them with the real arrivals, a weekly drift/AUC report, then a challenger on a rolling window vs @champion.
+MONITOR_CONF := --conf conf/flights.yaml --conf conf/flights_monitor.yaml --conf conf/local.yaml
+demo-monitor: setup
+	test -f data/raw/arrivals/arrivals.csv || $(BIN)/python -m pipeline demo-data
+	$(BIN)/python -m pipeline prepare $(MONITOR_CONF)
+	$(BIN)/python -m pipeline train $(MONITOR_CONF)
+	$(BIN)/python -m pipeline score $(MONITOR_CONF) --from 2013-10-01 --to 2013-12-31
+	$(BIN)/python -m pipeline evaluate $(MONITOR_CONF) --from 2013-10-01 --to 2013-12-31
+	$(BIN)/python -m pipeline report $(MONITOR_CONF) --from 2013-10-01 --to 2013-12-31
+	$(BIN)/python -m pipeline retrain $(MONITOR_CONF) --date 2013-12-31
 
 # The same chain for any dataset: make run CONF=conf/my_data.yaml DATE=2024-05-01 [ENV_CONF=conf/cluster.yaml]
 # (DATE= scores every input row; ARGS="--batch-id first-load" names that partition)

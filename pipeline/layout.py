@@ -141,6 +141,10 @@ class Layout:
         """Realised metrics of each scored partition once its outcomes arrived (pipeline/monitoring/outcomes.py)."""
         return DatedOutput(f"{self.work_dir}/monitoring/outcomes")
 
+    def monitoring_report(self, first: str, last: str) -> str:
+        """`report --from/--to`'s weekly table and chart (pipeline/stages/monitor_report.py), without extension."""
+        return f"{self.work_dir}/monitoring/reports/{first}_{last}"
+
     def checkpoints(self, run_id: str) -> str:
         """One training run's checkpoints (rank 0 writes, every rank reads on resume)."""
         return f"{self.work_dir}/checkpoints/{run_id}"

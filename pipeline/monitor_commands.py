@@ -1,5 +1,5 @@
-"""The CLI's scheduled-monitoring commands: score ranges (backfills), `evaluate` and `retrain`, each with the exit
-codes a scheduler branches on (docs/operating.md, Scheduling). Driver side; the stages do the work."""
+"""The CLI's scheduled-monitoring commands: score ranges (backfills), `evaluate`, `retrain` and `report`, each
+with the exit codes a scheduler branches on (docs/operating.md, Monitoring). Driver side; the stages do the work."""
 
 from __future__ import annotations
 
@@ -50,6 +50,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The weekly table on stdout; the chart and table files are named in the log."""
+    from pipeline.stages import monitor_report
+
+    config = setup_commands.load_args(args)
+    report = with_spark(config, lambda spark, layout: monitor_report.run(spark, config, layout, args.first, args.last))
+    sys.stdout.write(report.text() + "\n")
+    return 0
+
+
 def is_range(args: argparse.Namespace) -> bool:
     """--from and --to (and neither --date nor --batch-id) select a range of dates; neither, one partition."""
     if args.first is None and args.last is None:
@@ -65,7 +75,7 @@ def add_range_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub, add_config_args) -> None:
-    """`evaluate` and `retrain` (score's range arguments are added with score)."""
+    """`evaluate`, `retrain` and `report` (score's range arguments are added with score)."""
     p = sub.add_parser("evaluate", help="realised metrics of a scored date once its outcomes arrived")
     add_config_args(p)
     p.add_argument("--date", default=None, help="YYYY-MM-DD: the scored date whose predictions are measured")
@@ -78,3 +88,9 @@ def add_commands(sub, add_config_args) -> None:
     p.add_argument("--date", required=True, help="YYYY-MM-DD: the last labelled date (ends the compare window)")
     p.add_argument("--now", action="store_true", help="retrain whatever retrain.when says")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("report", help="drift and realised metrics by week over scored (and evaluated) dates")
+    add_config_args(p)
+    p.add_argument("--from", dest="first", metavar="D1", required=True, help="first date")
+    p.add_argument("--to", dest="last", metavar="D2", required=True, help="last date (included)")
+    p.set_defaults(func=cmd_report)

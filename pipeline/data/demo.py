@@ -46,7 +46,25 @@ def write_demo_data(out_dir: str | Path = "data/raw") -> dict[str, Path]:
             shutil.copyfile(candidates[0], target)
         written[table] = target
         log.info("wrote %s", target)
+    written["arrivals"] = write_arrivals(written["flights"], Path(out_dir) / "arrivals" / "arrivals.csv")
     return written
+
+
+def write_arrivals(flights_csv: Path, target: Path) -> Path:
+    """The flights' outcomes as they would arrive after the fact (`evaluate`'s monitor.outcomes source in
+    conf/flights_monitor.yaml): flight_id built as conf/flights.yaml's query builds it, and late (arrival more
+    than 15 minutes after schedule; empty for cancelled and diverted flights, which have no arrival)."""
+    import pandas as pd
+
+    columns = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time", "arr_delay"]
+    flights = pd.read_csv(flights_csv, usecols=columns, na_values="NA", keep_default_na=False)
+    parts = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
+    flight_id = flights[parts].astype(str).agg("-".join, axis=1)
+    late = (flights["arr_delay"] > 15).astype("Int64").where(flights["arr_delay"].notna())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"flight_id": flight_id, "late": late}).to_csv(target, index=False)
+    log.info("wrote %s", target)
+    return target
 
 
 def write_digits_images(out_dir: str | Path = "data/raw/digits") -> int:

@@ -54,11 +54,17 @@ def stored_predictions(spark, layout: Layout, partition: str):
     return spark.read.parquet(path)
 
 
-def measure_outcomes(spark, config: PipelineConfig, label: LabelSpec, predictions, partition: str) -> Outcome:
-    """Join the partition's predictions with the outcomes and measure them (one Spark job per metric group)."""
+def measure_outcomes(
+    spark, config: PipelineConfig, label: LabelSpec, predictions, partition: str, sources: dict | None = None
+) -> Outcome:
+    """Join the partition's predictions with the outcomes and measure them (one Spark job per metric group).
+
+    `sources`: a range's cache of outcome tables by resolved path, so a table without {date} in its path is read
+    (and its unreadable rows counted and reported) once for all dates, not once per date.
+    """
     from pyspark.sql import functions as F
 
-    outcomes, unreadable = _outcome_rows(spark, config, partition, label)
+    outcomes, unreadable = _outcome_rows(spark, config, partition, label, sources)
     keys = list(config.data.key_columns)
     joined = predictions.join(outcomes, keys, "left")
     first = predictions.select("model_name", "model_version").first()
@@ -71,11 +77,9 @@ def measure_outcomes(spark, config: PipelineConfig, label: LabelSpec, prediction
     return Outcome(partition, counts["n"], counts["labelled"], metrics, name, version, unreadable)
 
 
-def _outcome_rows(spark, config: PipelineConfig, partition: str, label: LabelSpec):
+def _outcome_rows(spark, config: PipelineConfig, partition: str, label: LabelSpec, sources: dict | None = None):
     """The outcomes source's key columns and outcome, one row per key (a key given twice keeps one value), and
     how many of its rows could not be read with the declared schema (never silently left out: counted, logged)."""
-    from pyspark.sql import functions as F
-
     settings = config.monitor.outcomes
     if settings is None:
         raise ConfigError(
@@ -85,6 +89,18 @@ def _outcome_rows(spark, config: PipelineConfig, partition: str, label: LabelSpe
     source = settings.source
     if partition.startswith("date="):
         source = source.model_copy(update={"path": source.path.replace("{date}", partition.removeprefix("date="))})
+    if sources is None:
+        return _read_outcomes(spark, config, source, label)
+    if source.path not in sources:
+        rows, unreadable = _read_outcomes(spark, config, source, label)
+        sources[source.path] = (rows.cache(), unreadable)
+    return sources[source.path]
+
+
+def _read_outcomes(spark, config: PipelineConfig, source, label: LabelSpec):
+    from pyspark.sql import functions as F
+
+    settings = config.monitor.outcomes
     loaded = load_source(spark, source, config.cleaning.max_string_length)
     rows, unreadable = loaded.valid, loaded.bad.count()
     if unreadable:

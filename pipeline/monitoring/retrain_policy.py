@@ -5,13 +5,12 @@ functions of pandas frames (unit-tested)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from pipeline.config.schema import PipelineConfig
 from pipeline.data.rolling_window import RetrainWindow
-from pipeline.layout import DatedOutput, Layout
-from pipeline.storage.folders import Storage
+from pipeline.layout import Layout
+from pipeline.monitoring.tables import read_dates
 from pipeline.worker.metrics import higher_is_better
 
 
@@ -31,10 +30,10 @@ def check_policy(
         if trigger == "schedule":
             checks.append(TriggerCheck("schedule", True, "retrain.when has schedule: every run retrains"))
         elif trigger == "drift":
-            rows = _window_rows(spark, layout.monitoring_drift, window)
+            rows = read_dates(spark, layout.monitoring_drift, *window.compare)
             checks.append(drift_check(rows, config.retrain.drift_share))
         else:
-            rows = _window_rows(spark, layout.monitoring_outcomes, window)
+            rows = read_dates(spark, layout.monitoring_outcomes, *window.compare)
             checks.append(metric_floor_check(rows, metric, config.retrain.metric_floor))
     return checks
 
@@ -75,19 +74,3 @@ def metric_floor_check(rows, metric: str, floor: float) -> TriggerCheck:
     return TriggerCheck(
         "metric_floor", worse, f"{column} {value:.4f} over {len(measured)} dates: {verb} retrain.metric_floor {floor}"
     )
-
-
-def _window_rows(spark, output: DatedOutput, window: RetrainWindow):
-    """The `date=` partitions of a monitoring table inside the compare window, as pandas with a `date` column
-    (None when there are none)."""
-    storage = Storage()
-    start, end = (dt.date.fromisoformat(day) for day in window.compare)
-    days = [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days)]
-    found = [day for day in days if storage.exists(output.partition(f"date={day}"))]
-    if not found:
-        return None
-    from pyspark.sql import functions as F
-
-    paths = [output.partition(f"date={day}") for day in found]
-    tagged = spark.read.parquet(*paths).withColumn("date", F.regexp_extract(F.input_file_name(), r"date=([0-9-]+)", 1))
-    return tagged.toPandas()

@@ -74,12 +74,12 @@ def run_range(spark, config: PipelineConfig, layout: Layout, first: str, last: s
     """
     days = dates_between(first, last)
     runs.configure(config.tracking, config.spark.master)
-    evaluated, labels = [], {}
+    evaluated, labels, sources = [], {}, {}
     with tracked_stage(config, "evaluate"):
         runs.set_tags({"score.partition": f"date={first}..{last}"})
         for step, day in enumerate(days):
             try:
-                outcome = _evaluate_date(spark, config, layout, date_partition(day), labels)
+                outcome = _evaluate_date(spark, config, layout, date_partition(day), labels, sources)
             except (ScoringError, DataError) as exc:
                 log.warning("evaluate %s failed: %s", day, exc)
                 evaluated.append(EvaluatedDate(day.isoformat(), None, str(exc)))
@@ -88,18 +88,22 @@ def run_range(spark, config: PipelineConfig, layout: Layout, first: str, last: s
             runs.log_metrics(counts | {"label_coverage": outcome.coverage} | outcome.metrics, step=step)
             evaluated.append(EvaluatedDate(day.isoformat(), outcome))
         _chart(evaluated)
+    for rows, _ in sources.values():
+        rows.unpersist()
     return evaluated
 
 
-def _evaluate_date(spark, config: PipelineConfig, layout: Layout, partition: str, labels: dict) -> Outcome:
+def _evaluate_date(
+    spark, config: PipelineConfig, layout: Layout, partition: str, labels: dict, sources: dict
+) -> Outcome:
     """One date of a range: measured and written like a single evaluate run (the label spec loaded once per
-    version)."""
+    version, an outcomes table without {date} read once)."""
     predictions = stored_predictions(spark, layout, partition)
     made_by = predictions.select("model_name", "model_version").first()
     version = (made_by["model_name"], made_by["model_version"])
     if version not in labels:
         labels[version] = registry.load_spec(registry.resolve(*version).uri).label
-    outcome = measure_outcomes(spark, config, labels[version], predictions, partition)
+    outcome = measure_outcomes(spark, config, labels[version], predictions, partition, sources)
     write_outcome(spark, Storage(), layout, outcome)
     log.info("evaluate %s", outcome.summary())
     return outcome

@@ -3,6 +3,7 @@
 The data is built to drift the way a model should notice: from April on, the outcome's relation to the features
 flips (the inputs' distributions stay the same, so input drift sees nothing; only the realised metric falls). The
 champion learned January-March. Its scheduled days are scored and evaluated; then:
+- `report` summarises both monitoring tables by week;
 - retrain.when=[drift] does not fire (no feature drifted) and nothing trains;
 - retrain.when=[metric_floor] fires on the realised AUC, and the challenger (April-June) wins on the compare
   window and becomes @champion, with the decision in MLflow;
@@ -13,6 +14,7 @@ champion learned January-March. Its scheduled days are scored and evaluated; the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,7 +24,7 @@ import pytest
 from pipeline.config.load import load_config
 from pipeline.errors import ConfigError
 from pipeline.layout import Layout
-from pipeline.stages import backfill, evaluate, retrain
+from pipeline.stages import backfill, evaluate, monitor_report, retrain
 from pipeline.tracking import registry
 from tests.helpers import ROOT, run_prepare, run_train
 
@@ -93,6 +95,18 @@ def test_a_challenger_wins_on_the_recent_window_and_an_equal_one_loses_by_the_ma
     assert [d.status for d in scored.dates] == ["scored"] * 10
     evaluated = evaluate.run_range(spark, config, layout, "2024-06-21", "2024-06-30")
     assert all(e.outcome.metrics["realised_auc"] < 0.2 for e in evaluated)  # the flip: worse than a coin
+
+    # `report`: both tables by week (2024-06-21 is a Friday: its week starts on the 17th), a chart and a table.
+    report = monitor_report.run(spark, config, layout, "2024-06-21", "2024-06-30")
+    weekly = report.weekly
+    assert list(weekly.index) == ["2024-06-17", "2024-06-24"]
+    assert weekly["scored_days"].tolist() == [3, 7] and weekly["evaluated_days"].tolist() == [3, 7]
+    assert (weekly["realised_auc"] < 0.2).all() and (weekly["estimated_auc"] > 0.9).all()  # the estimate is blind
+    assert weekly["labelled"].sum() == 1500 and (weekly["drifted_share"] < 0.5).all()
+    assert pd.read_csv(report.table_file, index_col="week").index.tolist() == list(weekly.index)
+    assert Path(report.chart_file).read_bytes()[:4] == b"\x89PNG"
+    logged = mlflow.tracking.MlflowClient().get_metric_history(report.run_id, "realised_auc")
+    assert [m.step for m in logged] == [0, 1]
 
     quiet = retrain.run(spark, _config(tmp_path, monkeypatch, "retrain.when=[drift]"), layout, "2024-06-30")
     assert quiet.trained is None and [c.fired for c in quiet.checks] == [False]
