@@ -142,7 +142,7 @@ class Layout:
         return DatedOutput(f"{self.work_dir}/monitoring/outcomes")
 
     def monitoring_report(self, first: str, last: str) -> str:
-        """`report --from/--to`'s weekly table and chart (pipeline/stages/monitor_report.py), without extension."""
+        """`report --from/--to`'s tables and charts (pipeline/stages/monitor_report.py): this stem + _by_<period>."""
         return f"{self.work_dir}/monitoring/reports/{first}_{last}"
 
     def checkpoints(self, run_id: str) -> str:

@@ -51,11 +51,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """The weekly table on stdout; the chart and table files are named in the log."""
+    """The table by period on stdout; the chart and table files are named in the log."""
     from pipeline.stages import monitor_report
 
     config = setup_commands.load_args(args)
-    report = with_spark(config, lambda spark, layout: monitor_report.run(spark, config, layout, args.first, args.last))
+    report = with_spark(
+        config, lambda spark, layout: monitor_report.run(spark, config, layout, args.first, args.last, args.by)
+    )
     sys.stdout.write(report.text() + "\n")
     return 0
 
@@ -89,8 +91,9 @@ def add_commands(sub, add_config_args) -> None:
     p.add_argument("--now", action="store_true", help="retrain whatever retrain.when says")
     p.set_defaults(func=cmd_retrain)
 
-    p = sub.add_parser("report", help="drift and realised metrics by week over scored (and evaluated) dates")
+    p = sub.add_parser("report", help="drift and realised metrics by week or month over scored, evaluated dates")
     add_config_args(p)
     p.add_argument("--from", dest="first", metavar="D1", required=True, help="first date")
     p.add_argument("--to", dest="last", metavar="D2", required=True, help="last date (included)")
+    p.add_argument("--by", choices=["week", "month"], default="week", help="period (default: week)")
     p.set_defaults(func=cmd_report)

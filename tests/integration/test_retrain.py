@@ -98,10 +98,11 @@ def test_a_challenger_wins_on_the_recent_window_and_an_equal_one_loses_by_the_ma
 
     # `report`: both tables by week (2024-06-21 is a Friday: its week starts on the 17th), a chart and a table.
     report = monitor_report.run(spark, config, layout, "2024-06-21", "2024-06-30")
-    weekly = report.weekly
+    weekly = report.summary
     assert list(weekly.index) == ["2024-06-17", "2024-06-24"]
     assert weekly["scored_days"].tolist() == [3, 7] and weekly["evaluated_days"].tolist() == [3, 7]
     assert (weekly["realised_auc"] < 0.2).all() and (weekly["estimated_auc"] > 0.9).all()  # the estimate is blind
+    assert (weekly["pooled_realised_auc"] < 0.2).all() and (weekly["pooled_estimated_auc"] > 0.9).all()
     assert weekly["labelled"].sum() == 1500 and (weekly["drifted_share"] < 0.5).all()
     assert pd.read_csv(report.table_file, index_col="week").index.tolist() == list(weekly.index)
     assert Path(report.chart_file).read_bytes()[:4] == b"\x89PNG"

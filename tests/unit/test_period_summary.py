@@ -1,11 +1,11 @@
-"""The weekly monitoring summary from the two monitoring tables' rows (pandas only)."""
+"""The monitoring summary by week or month from the two monitoring tables' rows (pandas only)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from pipeline.monitoring.weekly_summary import by_week, chart
+from pipeline.monitoring.period_summary import by_period, chart
 
 
 def _drift(day: str, psis: list[float], prediction_psi: float, warn: float = 0.1) -> list[dict]:
@@ -27,7 +27,7 @@ def test_weeks_start_on_monday_and_metrics_are_weighted_by_labelled_rows():
             "estimated_auc": [0.72, None, 0.74],  # a day without an estimate counts for none
         }
     )
-    weekly = by_week(drift, outcomes)
+    weekly = by_period(drift, outcomes)
     assert list(weekly.index) == ["2013-12-23", "2013-12-30"]
     assert weekly["scored_days"].tolist() == [1, 2] and weekly["evaluated_days"].tolist() == [1, 2]
     assert weekly.loc["2013-12-30", "drifted_share"] == pytest.approx(0.5)  # 0 of 2, then 2 of 2
@@ -39,8 +39,12 @@ def test_weeks_start_on_monday_and_metrics_are_weighted_by_labelled_rows():
     figure = chart(weekly, "flights", {"v1 test_auc": 0.72})
     assert len(figure.axes) == 3  # quality, drift share and its PSI twin
 
+    monthly = by_period(drift, outcomes, "month")
+    assert list(monthly.index) == ["2013-12-01"] and monthly["scored_days"].tolist() == [3]
+    assert monthly.loc["2013-12-01", "realised_auc"] == pytest.approx((0.7 * 100 + 0.6 * 300 + 0.8 * 100) / 500)
+
 
 def test_one_table_alone_still_summarises():
-    only_drift = by_week(pd.DataFrame(_drift("2013-12-30", [0.3], 0.0)), None)
+    only_drift = by_period(pd.DataFrame(_drift("2013-12-30", [0.3], 0.0)), None)
     assert only_drift.columns.tolist() == ["scored_days", "drifted_share", "median_max_psi", "prediction_psi"]
-    assert by_week(None, None).empty
+    assert by_period(None, None).empty
