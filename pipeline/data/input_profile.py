@@ -5,8 +5,9 @@ bucket (pipeline/monitoring/drift.py compares them). Also the clean table's colu
 Numeric features are bucketed by the value the model sees (median-imputed, shaped, standardized) at fixed
 z-score edges, plus a bucket for missing values: the edges come from the spec's exact mean and std, so the profile
 is as order-independent as the spec (quantile edges from percentile_approx would not be). Categorical features
-are bucketed by the model's own index (null, out of vocabulary, each vocabulary value). Images, texts, arrays and
-timestamps are not profiled yet.
+are bucketed by the model's own index (null, out of vocabulary, each vocabulary value). Images and texts are
+profiled by what pipeline/data/content_profile.py measures of them (size, mode, brightness; tokens, OOV share),
+as numeric features with fixed edges. Arrays and timestamps are not profiled yet.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import functools
 import json
 from dataclasses import dataclass, field
 
+from pipeline.data.content_profile import MISSING, derived_buckets
 from pipeline.model.spec import FeatureSpec
 
 PROFILE_VERSION = 1
 Z_EDGES = (-2.0, -1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0)
 FEATURES_PER_BRANCH = 6
 SAMPLE_SEED = 7
-MISSING = -1  # numeric bucket of a null / NaN / infinite value (categorical nulls are index 0, the model's own)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def profile_groups(df, spec: FeatureSpec, by: str | None, max_rows: int | None =
     largest = max(totals.values(), default=0)
     if max_rows is not None and largest > max_rows:
         df = df.sample(fraction=max_rows / largest, seed=SAMPLE_SEED)
-    if not spec.numeric and not spec.categorical:
+    derived = derived_buckets(spec)
+    if not spec.numeric and not spec.categorical and not derived:
         return {key: Profile(total, columns=columns) for key, total in totals.items()}
     # The model's view of each numeric value first, as its own column (null: missing): the bucket compares it with
     # every edge, and a column reference is cheap to repeat where the whole expression is not (inlined 11 times per
@@ -103,9 +105,11 @@ def profile_groups(df, spec: FeatureSpec, by: str | None, max_rows: int | None =
         group,
         *[F.when(raw.isNotNull(), z).alias(f"_z{i}") for i, (raw, z) in enumerate(views)],
         *[F.col(cat.name).cast("string").alias(f"_c{i}") for i, cat in enumerate(spec.categorical)],
+        *[column.alias(f"_d{i}") for i, (_, column) in enumerate(derived)],
     )
     entries = [_entry(stats.name, _bucket(F.col(f"_z{i}")), F.lit(None)) for i, stats in enumerate(spec.numeric)]
     entries += [_entry(cat.name, F.lit(None), F.col(f"_c{i}")) for i, cat in enumerate(spec.categorical)]
+    entries += [_entry(name, F.col(f"_d{i}"), F.lit(None)) for i, (name, _) in enumerate(derived)]
     # A few features per branch, the branches one job: one array of 26 structs generates a Java method over the
     # JVM's 64 KB limit (Spark logs the compile error with its stack and falls back to interpreted code).
     branches = [
@@ -116,7 +120,8 @@ def profile_groups(df, spec: FeatureSpec, by: str | None, max_rows: int | None =
     by_group: dict = {key: [] for key in totals}
     for row in exploded.groupBy("_g", "feature", "bucket", "value").count().collect():
         by_group[row["_g"]].append(row)
-    return {key: _counted(by_group[key], spec, total, columns) for key, total in totals.items()}
+    names = [name for name, _ in derived]
+    return {key: _counted(by_group[key], spec, total, columns, names) for key, total in totals.items()}
 
 
 def _bucket(z):
@@ -134,10 +139,12 @@ def _entry(name: str, bucket, value):
     )
 
 
-def _counted(grouped: list, spec: FeatureSpec, total: int, columns: tuple[str, ...]) -> Profile:
-    """Driver: numeric bucket counts as they are; categorical values take the model's index (0 null, 1 OOV, 2..)."""
+def _counted(grouped: list, spec: FeatureSpec, total: int, columns: tuple[str, ...], derived: list[str]) -> Profile:
+    """Driver: numeric bucket counts as they are; categorical values take the model's index (0 null, 1 OOV, 2..);
+    derived image/text measures count like numeric ones (their buckets come from the executors)."""
     index = {c.name: {v: i + 2 for i, v in enumerate(c.vocab)} for c in spec.categorical}
     kinds = {s.name: "numeric" for s in spec.numeric} | {c.name: "categorical" for c in spec.categorical}
+    kinds |= dict.fromkeys(derived, "numeric")
     counts: dict[str, dict[int, int]] = {name: {} for name in kinds}
     for row in grouped:
         name = row["feature"]

@@ -139,6 +139,11 @@ def test_scoring_a_folder_quarantines_undecodable_images(spark, trained_digits, 
     assert (
         bad["_record"].endswith("broken.png") and bad["_reason"] == "image: not an image file (format not recognised)"
     )
+    # Monitored by what the profile measures of images: the same 8x8 grey scans, so size and mode did not move.
+    drift = spark.read.parquet(Layout.from_config(config).monitoring_drift.partition("batch=new-images")).toPandas()
+    psi = drift.set_index("feature")["psi"]
+    assert psi["content.width"] == psi["content.height"] == psi["content.channels"] == 0.0
+    assert "content.brightness" in psi.index
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,51 @@ def test_profiles_by_group_are_each_groups_own_profile_in_one_pass(spark, prepar
     for day, profile in grouped.items():
         assert profile == profile_rows(days.where(F.col("_day") == F.lit(day)), spec)
     assert profile_rows(days.where("false"), spec).rows == 0  # no rows: an empty profile, not an error
+
+
+def _png(size: int, grey: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (size, size), grey).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_images_and_texts_are_profiled_by_size_mode_brightness_tokens_and_oov(spark):
+    """Bigger, brighter colour images and longer texts full of unknown words move only their own measures."""
+    from pipeline.model.spec import FeatureSpec
+    from pipeline.model.tensor_specs import ImageSpec
+    from pipeline.model.text import TextVocab
+
+    vocab = TextVocab("review", "word", True, 16, ("good", "bad", "film", "plot"))
+    image = ImageSpec("content", "L", 8, 8, (0.5,), (0.2,))
+    spec = FeatureSpec({"content": "binary", "review": "string"}, images=(image,), texts=(vocab,))
+    rows = [(_png(8, 40 + i % 20), "good film" if i % 2 else "bad plot, good film") for i in range(200)]
+    reference = profile_rows(spark.createDataFrame(rows + [(None, None)], "content binary, review string"), spec)
+    assert set(reference.features) == {
+        "content.width", "content.height", "content.channels", "content.brightness", "review.tokens",
+        "review.oov_share",
+    }  # fmt: skip
+    assert reference.features["content.width"].counts == {1: 200, MISSING: 1}  # 8 px: the 8-15 bucket
+    assert reference.features["review.oov_share"].counts == {0: 200, MISSING: 1}
+
+    def _rgb(size: int) -> bytes:
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (size, size), (230, 230, 230)).save(out, format="PNG")
+        return out.getvalue()
+
+    drifted = [(_rgb(64), "an utterly unexpected sequel nobody asked for, good") for _ in range(200)]
+    batch = profile_rows(
+        spark.createDataFrame(drifted + [(b"not an image", None)], "content binary, review string"), spec
+    )
+    report = compare(reference, batch, MonitorConfig())
+    psi = {f.feature: f.psi for f in report.features}
+    assert all(value > 1 for value in psi.values()), psi  # every measure moved: size, mode, brightness, text
+    again = profile_rows(spark.createDataFrame(rows + [(None, None)], "content binary, review string"), spec)
+    assert again == reference  # the same rows profile the same: measured alike on every executor
