@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep
+.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep bench-scale
 
 setup: $(STAMP)
 
@@ -85,6 +85,12 @@ bench: setup
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/report.py --readme
+
+# Cost curves: seconds per million rows of prepare, a training epoch and scoring, and peak memory per process
+# kind, at 1M to 32M rows (CSV in data/bench/, about 2 GB at 32M). SIZES=1,4 for a quicker pair of points.
+SIZES ?= 1,4,16,32
+bench-scale: setup
+	$(BIN)/python benchmarks/scale.py --sizes $(SIZES)
 
 # Images, text and the loader (about 10 min): demo quality vs references, image decoding, loader vs Ray Data.
 bench-deep: setup

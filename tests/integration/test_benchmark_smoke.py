@@ -29,6 +29,7 @@ SCRIPTS = {
     "deep_data": (["deep_data"], False),
     "gpu": (["gpu"], False),
     "storage": (["storage"], False),
+    "scale": (["scale"], False),
 }
 
 
