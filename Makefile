@@ -66,7 +66,7 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
-# Everything, what CI runs (.ci/run): every tier, about 55 min on 2 cores from a fresh clone (set-up included).
+# Everything, what CI runs (.ci/run): every tier, about 60 min on 2 cores from a fresh clone (set-up included).
 test-all: setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
