@@ -214,6 +214,12 @@ def register_and_evaluate(
         decision = registry.promote(model, metric, higher_is_better(metric), force, baseline, interval)
     else:
         decision = promoter(model, metric, baseline, test, predictions)
+    _record_decision(spark, config, layout, plan, result, model, decision)
+    return model, decision
+
+
+def _record_decision(spark, config: PipelineConfig, layout: Layout, plan: TrainPlan, result, model, decision) -> None:
+    """The promotion's record: promotion.json in the run, the version's description and tags, the run's tags."""
     runs.log_dict(asdict(decision), "registry/promotion.json")
     registry.describe_version(
         model,
@@ -235,7 +241,6 @@ def register_and_evaluate(
             "registry.beats_baseline": str(decision.beats_baseline),
         }
     )
-    return model, decision
 
 
 def _test_outcomes(spec: FeatureSpec, test, predictions, model_config: dict) -> tuple[dict, dict]:
