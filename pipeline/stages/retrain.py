@@ -72,10 +72,11 @@ def run(spark, config: PipelineConfig, layout: Layout, last_date: str, ignore_po
         return RetrainResult(window, checks, None)
     challenger = challenger_config(config, window)
     challenger_layout = Layout.from_config(challenger)
+    runs.configure(config.tracking, config.spark.master)
+    _refuse_overlapping_champion(config, window)  # before any run opens: a refusal leaves no failed run behind
     with tracked_stage(config, "retrain") as stage:
         runs.log_params(window.as_params() | {"retrain.margin": config.retrain.margin, "retrain.metric": metric})
         runs.set_tags({"retrain.triggers": ",".join(c.trigger for c in checks if c.fired) or "forced"})
-        _refuse_overlapping_champion(config, window)
         prepared = prepare.run(spark, challenger, challenger_layout)
         _check_rows(prepared.report.split_rows, window)
         rule = compare_on_window(config.retrain.margin, prepared.spec.label)
