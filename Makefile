@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep bench-scale
+.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep bench-scale bench-peers bench-setup
 
 setup: $(STAMP)
 
@@ -67,7 +67,8 @@ test: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
 # Everything, what CI runs (.ci/run): every tier, about 60 min on 2 cores from a fresh clone (set-up included).
-test-all: setup
+# Ray (the `bench` extra) too: the benchmarks' smoke runs measure Ray beside ours, so a Ray change breaks CI.
+test-all: setup bench-setup
 	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 lint: setup
@@ -92,9 +93,18 @@ SIZES ?= 1,4,16,32
 bench-scale: setup
 	$(BIN)/python benchmarks/scale.py --sizes $(SIZES)
 
+BENCH_STAMP := $(VENV)/.bench-setup-done
+bench-setup: $(BENCH_STAMP)
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Training samples/s, ours (Horovod, DDP) vs Ray Train, 1 and 2 workers, interleaved in one run (about 15 min).
+bench-peers: bench-setup
+	$(BIN)/python benchmarks/peers.py
+
 # Images, text and the loader (about 10 min): demo quality vs references, image decoding, loader vs Ray Data.
-bench-deep: setup
-	$(BIN)/pip install --quiet '.[bench]'
+bench-deep: bench-setup
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/deep_data.py
 	$(BIN)/python benchmarks/report.py --readme

@@ -143,6 +143,7 @@ def make_plan(work: Path, kind: str, spec, precision: str, run_id: str, smoke: b
         "grad_clip": None,
         "backward_passes_per_step": 1,
         "fp16_allreduce": False,
+        "grouped_allreduce": False,
         "patience": 100,
         "monitor": "val_loss",
         "threads_per_worker": 2 if smoke else 4,

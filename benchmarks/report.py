@@ -1,4 +1,5 @@
-"""Collect benchmarks/results/{prepare,train,score,loader,deep_data}.json into one summary.json and a markdown table.
+"""Collect benchmarks/results/{prepare,train,score,loader,deep_data,scale,peers}.json into one summary.json and a
+markdown table.
 
 `make bench` runs the three benchmarks and then this script; `--readme` also rewrites the table in
 benchmarks/README.md between its BENCHMARK-TABLE markers, so the README shows the last measured run.
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from harness import ROOT, bench_parser, results_dir
 
+RESULTS = ("prepare", "train", "score", "loader", "deep_data", "scale", "peers")  # the files the table is built from
 BEGIN, END = "<!-- BENCHMARK-TABLE:BEGIN -->", "<!-- BENCHMARK-TABLE:END -->"
 
 
@@ -71,6 +73,12 @@ def rows(results: dict) -> list[dict]:
             if "ours_vs_ray" in data:
                 target = 3 if name == "tabular" else 1
                 add("loader", f"{name}: ours ÷ Ray Data iter_torch_batches, rows/s", data["ours_vs_ray"], target)
+    if scale := results.get("scale"):
+        _scale_rows(scale, add)
+    if peers := results.get("peers"):
+        for backend, ratio in peers["ours_vs_ray_train_2_workers"].items():
+            what = f"ours ({backend}) ÷ Ray Train TorchTrainer, 2 workers, samples/s (one run)"
+            add("peers", what, ratio, peers["goal_ours_vs_ray_train_2_workers"])
     if deep := results.get("deep_data"):
         if digits := deep.get("digits"):
             accuracy = round(digits["test"]["test_accuracy"], 4)
@@ -83,6 +91,23 @@ def rows(results: dict) -> list[dict]:
         if decoding := deep.get("image_decoding"):
             add("prepare", "image source ÷ plain Pillow loop, decoded images/s per core", decoding["per_core_ratio"], 1)
     return out
+
+
+def _scale_rows(scale: dict, add) -> None:
+    """Cost per row flat across sizes (overall and marginal), and rank/pyfunc memory independent of the size."""
+    sizes = scale["sizes"]
+    span = f"{sizes[0]['rows'] / 1e6:g}M → {sizes[-1]['rows'] / 1e6:g}M rows"
+    for stage, flatness in scale["per_row_cost_max_over_min"].items():
+        name = stage.replace("_", " ")
+        add("scale", f"{name}: s per million rows, largest ÷ smallest, {span}", flatness, 1.15, False)
+        marginal = [m["s_per_million"] for m in scale.get("marginal_cost", {}).get(stage, [])]
+        if len(marginal) > 1:
+            ratio = round(max(marginal) / min(marginal), 3)
+            add("scale", f"{name}: marginal s per million rows, largest ÷ smallest, {span}", ratio, 1.15, False)
+    for kind, stage in (("rank", "train"), ("python_worker", "score")):
+        peaks = [s[f"peak_mb_{stage}"][kind] for s in sizes]
+        name = "training rank" if kind == "rank" else "pyfunc worker"
+        add("scale", f"{name} peak RSS, largest size ÷ smallest, {span}", round(peaks[-1] / peaks[0], 3), 1.15, False)
 
 
 def markdown(table: list[dict]) -> str:
@@ -98,7 +123,7 @@ def markdown(table: list[dict]) -> str:
 def load_results(folder: Path) -> dict:
     return {
         name: json.loads((folder / f"{name}.json").read_text())
-        for name in ("prepare", "train", "score", "loader", "deep_data")
+        for name in RESULTS
         if (folder / f"{name}.json").exists()
     }
 

@@ -18,9 +18,9 @@ and pyfunc-worker memory independent of the size. Results: results/scale.json an
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +32,7 @@ from harness import ROOT, bench_parser, results_dir, scratch_dir, write_result
 from prepare import bench_config, generate
 
 KINDS = ("jvm", "rank", "python_worker")
+STAGE_ROWS = {"prepare": "rows", "train_epoch": "train_rows", "score": "clean_rows"}  # what each stage's cost is per
 
 
 class PeakMemory:
@@ -93,6 +94,14 @@ def _kind(cmdline: str) -> str | None:
     return None
 
 
+def _own_peak_mb() -> float:
+    """This process's peak RSS so far (VmHWM), read after each stage to tell which one raised the driver's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
     """One size, in this (child) process: prepare, one training epoch, one scoring pass."""
     import mlflow
@@ -122,6 +131,7 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
         out["clean_rows"] = prepared.report.counts.clean_rows
         out["train_rows"] = prepared.report.split_rows["train"]
     out["peak_mb_prepare"] = dict(memory.peaks)
+    out["driver_peak_mb_after"] = {"prepare": _own_peak_mb()}
 
     model = {"type": "mlp", "hidden": [256, 256], "dropout": 0.0, "norm": "none"}
     train = TrainConfig(
@@ -135,6 +145,7 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
     out["train_samples_per_s"] = epoch["train_samples_per_s"]
     out["train_epoch_s"] = out["train_rows"] / epoch["train_samples_per_s"]
     out["peak_mb_train"] = dict(memory.peaks)
+    out["driver_peak_mb_after"]["train"] = _own_peak_mb()
 
     store = Path(tempfile.mkdtemp(prefix="scale-store-"))
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
@@ -154,10 +165,12 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
         scored.write.format("noop").mode("overwrite").save()
         out["score_s"] = time.perf_counter() - started
     out["peak_mb_score"] = dict(memory.peaks)
-    out["peak_mb_driver"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["driver_peak_mb_after"]["score"] = _own_peak_mb()
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a parent that generated the CSV inflated it
+    out["peak_mb_driver"] = out["driver_peak_mb_after"]["score"]
     spark.stop()
-    for stage, count in (("prepare", rows), ("train_epoch", out["train_rows"]), ("score", out["clean_rows"])):
-        out[f"{stage}_s_per_million"] = float(np.round(out[f"{stage}_s"] / (count / 1e6), 3))
+    for stage, count in STAGE_ROWS.items():
+        out[f"{stage}_s_per_million"] = float(np.round(out[f"{stage}_s"] / (out[count] / 1e6), 3))
     return out
 
 
@@ -167,12 +180,17 @@ def chart(sizes: list[dict], path: Path) -> None:
     figure = Figure(figsize=(10, 4))
     cost, memory = figure.subplots(1, 2)
     millions = [s["rows"] / 1e6 for s in sizes]
-    for stage in ("prepare", "train_epoch", "score"):
-        cost.plot(millions, [s[f"{stage}_s_per_million"] for s in sizes], "-o", label=stage.replace("_", " "))
+    marginal = summarise(sizes)["marginal_cost"]
+    for stage in STAGE_ROWS:
+        name = stage.replace("_", " ")
+        line = cost.plot(millions, [s[f"{stage}_s_per_million"] for s in sizes], "-o", label=name)[0]
+        ends = [m["to_rows"] / 1e6 for m in marginal[stage]]
+        slopes = [m["s_per_million"] for m in marginal[stage]]
+        cost.plot(ends, slopes, "--x", color=line.get_color(), label=f"{name}, marginal")
     cost.set(xscale="log", xlabel="rows (millions)", ylabel="seconds per million rows", title="cost per row")
     cost.legend()
     peaks = {
-        "driver": [s["peak_mb_driver"] for s in sizes],
+        "driver": [s["peak_mb_driver"] or float("nan") for s in sizes],  # None: a size measured before VmHWM was
         "JVM": [max(s[f"peak_mb_{p}"]["jvm"] for p in ("prepare", "train", "score")) for s in sizes],
         "rank": [s["peak_mb_train"]["rank"] for s in sizes],
         "pyfunc worker": [s["peak_mb_score"]["python_worker"] for s in sizes],
@@ -186,18 +204,44 @@ def chart(sizes: list[dict], path: Path) -> None:
 
 
 def summarise(sizes: list[dict]) -> dict:
-    """The sizes measured so far and, per stage, the largest over the smallest seconds per million rows."""
-    flatness = {}
-    for stage in ("prepare", "train_epoch", "score"):
+    """The sizes measured so far and, per stage, the largest over the smallest seconds per million rows; and the
+    marginal cost between neighbouring sizes (extra seconds / extra millions of rows), which separates a stage's
+    fixed start-up cost (session, model load, schema, writer commit) from a cost per row that grows with the data."""
+    flatness, marginal = {}, {}
+    for stage, count in STAGE_ROWS.items():
         per_million = [s[f"{stage}_s_per_million"] for s in sizes]
         flatness[stage] = round(max(per_million) / min(per_million), 3)
-    return {"sizes": sizes, "per_row_cost_max_over_min": flatness, "goal": 1.15, "cpu_count": os.cpu_count()}
+        marginal[stage] = [
+            {
+                "from_rows": a["rows"],
+                "to_rows": b["rows"],
+                "s_per_million": round((b[f"{stage}_s"] - a[f"{stage}_s"]) / ((b[count] - a[count]) / 1e6), 3),
+            }
+            for a, b in itertools.pairwise(sizes)
+        ]
+    return {
+        "sizes": sizes,
+        "per_row_cost_max_over_min": flatness,
+        "marginal_cost": marginal,
+        "goal": 1.15,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _earlier_sizes(args: argparse.Namespace, measuring: list[int]) -> list[dict]:
+    """The sizes of an earlier run's results/scale.json that this run does not measure again (--merge): a long
+    curve can be measured in parts, each part one process on an otherwise idle machine."""
+    earlier = results_dir(args) / "scale.json"
+    if not earlier.exists():
+        return []
+    return [size for size in json.loads(earlier.read_text())["sizes"] if size["rows"] not in measuring]
 
 
 def main() -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,16,32", help="millions of rows, comma-separated")
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
+    parser.add_argument("--merge", action="store_true", help="keep the sizes already in results/scale.json")
     parser.add_argument("--child", nargs=4, metavar=("CSV", "WORK", "ROWS", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -208,7 +252,7 @@ def main() -> None:
     rows_list = [5_000] if args.smoke else [int(float(s) * 1_000_000) for s in args.sizes.split(",")]
     data = scratch_dir(args, Path(args.data))
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    sizes = []
+    sizes = _earlier_sizes(args, rows_list) if args.merge else []
     for rows in rows_list:
         csv = data / f"flights_{rows}.csv"
         if not csv.exists():
@@ -220,6 +264,7 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"size {rows:,} failed:\n{done.stderr[-4000:]}")
         sizes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        sizes.sort(key=lambda size: size["rows"])
         print(json.dumps({k: v for k, v in sizes[-1].items() if "per_million" in k} | {"rows": rows}), flush=True)
         write_result(args, "scale", summarise(sizes))  # after every size: a long run stopped early keeps its points
         chart(sizes, results_dir(args) / "scale.png")

@@ -105,14 +105,46 @@ def loader_only(path: Path) -> dict:
     }
 
 
-def training_runs(features: Path, work: Path, smoke: bool) -> dict:
-    """Each variant through the pipeline's own plan constructor and launcher (pipeline/launch/planning.py)."""
-    from pipeline.config.schema import PipelineConfig, SparkConfig, TrainConfig
-    from pipeline.data.session import build_spark
-    from pipeline.launch.launchers import launch
-    from pipeline.launch.planning import build_plan
+def flat_feature_setup(features: Path, work: Path, train):
+    """The pipeline config, feature spec and layout for the generated 40-float feature Parquet at `features`
+    (linked where the layout expects prepared features), as prepare would have left them."""
+    from pipeline.config.schema import PipelineConfig
     from pipeline.layout import Layout
     from pipeline.model.spec import FeatureSpec, LabelSpec, NumericStats
+
+    config = PipelineConfig(work_dir=str(work), train=train)
+    layout = Layout.from_config(config)
+    Path(layout.prepared.features_dir).parent.mkdir(parents=True)
+    Path(layout.prepared.features_dir).symlink_to(features)  # the generated data, where the layout expects it
+    names = [c.removeprefix("num__") for c in NUMERIC]
+    spec = FeatureSpec(
+        input_schema={**{n: "double" for n in names}, "label": "int"},
+        numeric=tuple(NumericStats(n, 0.0, 0.0, 1.0, missing_indicator=False) for n in names),
+        label=LabelSpec("label", "binary"),
+    )
+    assert spec.numeric_columns == NUMERIC
+    return config, spec, layout
+
+
+def launch_variant(spark, setup, backend: str, procs: int, changes: dict, env: dict, run_id: str) -> float:
+    """Train once through the pipeline's plan constructor and launcher (pipeline/launch/planning.py) with one
+    backend/worker count/tuning; the median training samples/s of the warm epochs (all but the first)."""
+    from pipeline.launch.launchers import launch
+    from pipeline.launch.planning import build_plan
+
+    config, spec, layout = setup
+    cycle_time = env.get("HOROVOD_CYCLE_TIME")
+    settings = {"backend": backend, "num_proc": procs, "nics": ["lo"], "horovod_cycle_time_ms": cycle_time}
+    launcher = config.train.model_copy(update={**settings, **changes})
+    plan = build_plan(config.model_copy(update={"train": launcher}), spec, layout, run_id=run_id)
+    result = launch(spark, plan, launcher)
+    return float(np.median([h["train_samples_per_s"] for h in result.history[1:]]))
+
+
+def training_runs(features: Path, work: Path, smoke: bool) -> dict:
+    """Each variant through the pipeline's own plan constructor and launcher, in one Spark session."""
+    from pipeline.config.schema import SparkConfig, TrainConfig
+    from pipeline.data.session import build_spark
 
     train = TrainConfig(
         epochs=2 if smoke else 4,
@@ -125,43 +157,65 @@ def training_runs(features: Path, work: Path, smoke: bool) -> dict:
         seed=0,
         model=MODEL,
     )
-    config = PipelineConfig(work_dir=str(work), train=train)
-    layout = Layout.from_config(config)
-    Path(layout.prepared.features_dir).parent.mkdir(parents=True)
-    Path(layout.prepared.features_dir).symlink_to(features)  # the generated data, where the layout expects it
-    names = [c.removeprefix("num__") for c in NUMERIC]
-    spec = FeatureSpec(
-        input_schema={**{n: "double" for n in names}, "label": "int"},
-        numeric=tuple(NumericStats(n, 0.0, 0.0, 1.0, missing_indicator=False) for n in names),
-        label=LabelSpec("label", "binary"),
-    )
-    assert spec.numeric_columns == NUMERIC
+    setup = flat_feature_setup(features, work, train)
     spark = build_spark(SparkConfig(master="local[2]"))
     variants = [
         ("horovod", 1, {}, {}),
         ("horovod", 2, {}, {}),
+        ("horovod", 2, {"grouped_allreduce": True}, {}),  # one grouped allreduce per step
         ("horovod", 2, {"fp16_allreduce": True}, {}),
         ("horovod", 2, {"backward_passes_per_step": 2}, {}),
         ("horovod", 2, {}, {"HOROVOD_CYCLE_TIME": 5}),  # what conf/local.yaml sets (Horovod's default: 1 ms)
         ("torch_distributor", 1, {}, {}),
         ("torch_distributor", 2, {}, {}),
     ]
-    if smoke:  # every setting once, in one 2-worker Horovod launch: the same code paths in 4 launches, not 7
-        every = ("horovod", 2, {"fp16_allreduce": True, "backward_passes_per_step": 2}, {"HOROVOD_CYCLE_TIME": 5})
+    if smoke:  # every setting once, in one 2-worker Horovod launch: the same code paths in 4 launches, not 8
+        changes = {"grouped_allreduce": True, "fp16_allreduce": True, "backward_passes_per_step": 2}
+        every = ("horovod", 2, changes, {"HOROVOD_CYCLE_TIME": 5})
         variants = [variants[0], every, *variants[-2:]]
     out = {}
     for i, (backend, procs, changes, env) in enumerate(variants):
-        cycle_time = env.get("HOROVOD_CYCLE_TIME")
-        settings = {"backend": backend, "num_proc": procs, "nics": ["lo"], "horovod_cycle_time_ms": cycle_time}
-        launcher = train.model_copy(update={**settings, **changes})
-        plan = build_plan(config.model_copy(update={"train": launcher}), spec, layout, run_id=f"ckpt-{i}")
-        result = launch(spark, plan, launcher)
         name = f"{backend}_{procs}" + "".join(f"_{k}={v}" for k, v in {**changes, **env}.items())
-        sps = float(np.median([h["train_samples_per_s"] for h in result.history[1:]]))  # warm epochs
+        sps = launch_variant(spark, setup, backend, procs, changes, env, run_id=f"ckpt-{i}")
         out[name] = {"samples_per_s": sps, "per_worker_samples_per_s": sps / procs}
         print(f"{name:70s} {sps:>10,.0f} samples/s", flush=True)
     spark.stop()
     return out
+
+
+def horovod_sweep(features: Path, work: Path, rounds: int, smoke: bool) -> dict:
+    """Horovod's 2-worker scaling by allreduce grouping x background cycle, rounds interleaved (with the 1-worker
+    baseline in each round), so a noisy spell on this shared machine hits every variant alike."""
+    from pipeline.config.schema import SparkConfig, TrainConfig
+    from pipeline.data.session import build_spark
+
+    train = TrainConfig(
+        epochs=2 if smoke else 4, batch_size=256 if smoke else BATCH, warmup_epochs=0.0, patience=5,
+        monitor="val_loss", threads_per_worker=1, max_steps_per_epoch=5 if smoke else 60, seed=0, model=MODEL,
+    )  # fmt: skip
+    setup = flat_feature_setup(features, work, train)
+    spark = build_spark(SparkConfig(master="local[2]"))
+    variants = {"horovod_1": (1, None, {})}
+    for grouped in (False, True):
+        for cycle in (1, 5):
+            variants[f"horovod_2_grouped={grouped}_cycle={cycle}ms"] = (2, grouped, {"HOROVOD_CYCLE_TIME": cycle})
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(rounds):
+        for name, (procs, grouped, env) in variants.items():
+            changes = {} if grouped is None else {"grouped_allreduce": grouped}
+            runs[name].append(launch_variant(spark, setup, "horovod", procs, changes, env, f"sweep-{round_}-{name}"))
+            print(f"round {round_ + 1}: {name:40s} {runs[name][-1]:>10,.0f} samples/s", flush=True)
+    spark.stop()
+    efficiency = {
+        name: [round(two / (2 * one), 3) for two, one in zip(values, runs["horovod_1"], strict=True)]
+        for name, values in runs.items()
+        if name != "horovod_1"
+    }
+    return {
+        "samples_per_s": runs,
+        "scaling_efficiency_by_round": efficiency,
+        "scaling_efficiency_median": {name: float(np.median(values)) for name, values in efficiency.items()},
+    }
 
 
 def main() -> None:
@@ -170,6 +224,7 @@ def main() -> None:
     parser.add_argument("--big-rows", type=int, default=10_000_000)
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
     parser.add_argument("--child", choices=["loader"])
+    parser.add_argument("--sweep-rounds", type=int, help="only the Horovod grouping x cycle sweep, this many rounds")
     parser.add_argument("--path")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -190,6 +245,13 @@ def main() -> None:
     if not big.exists():
         write_features(big, args.big_rows, seed=3, row_group_rows=group)
 
+    if args.sweep_rounds:
+        import tempfile
+
+        result = horovod_sweep(features, Path(tempfile.mkdtemp(prefix="sweep-")), args.sweep_rounds, args.smoke)
+        write_result(args, "horovod_sweep", result)
+        print(json.dumps(result["scaling_efficiency_median"], indent=1))
+        return
     bare = bare_torch(steps=5 if args.smoke else 100)
     print(f"bare torch loop: {bare:,.0f} samples/s", flush=True)
     import shutil

@@ -144,6 +144,9 @@ class TrainConfig(Frozen):
     """Gradient accumulation: local backward passes per allreduce."""
     fp16_allreduce: bool = False
     """Compress gradients to fp16 for the allreduce."""
+    grouped_allreduce: bool = False
+    """Horovod: all of a step's gradients in one grouped allreduce (one negotiation) instead of one per tensor as
+    backward makes it ready (Horovod's `groups=1`). On 2 CPU cores it gained nothing (benchmarks/README.md)."""
     patience: int = Field(3, ge=1)
     """Early stopping: epochs without improvement of `monitor`."""
     monitor: str | None = None

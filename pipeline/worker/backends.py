@@ -27,7 +27,9 @@ class RankBackend(Protocol):
     device: torch.device  # pipeline/worker/device.py's rule, applied before any collective on the device
     device_choice: DeviceChoice
 
-    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int) -> tuple[Any, Any]: ...
+    def wrap(
+        self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int, grouped_allreduce: bool
+    ) -> tuple[Any, Any]: ...
 
     def broadcast_state(self, model, optimizer) -> None: ...
 
@@ -59,7 +61,9 @@ class HorovodBackend:
         self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
         self.device, self.device_choice = rank_device(use_gpu, self.local_rank, _horovod_task_gpus())
 
-    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
+    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int, grouped_allreduce: bool):
+        """`grouped_allreduce` (train.grouped_allreduce): all gradients in one grouped allreduce per step, one
+        negotiation instead of one per tensor as backward makes it ready."""
         hvd = self.hvd
         compression = hvd.Compression.fp16 if fp16_allreduce else hvd.Compression.none
         optimizer = hvd.DistributedOptimizer(
@@ -67,6 +71,7 @@ class HorovodBackend:
             named_parameters=model.named_parameters(),
             compression=compression,
             backward_passes_per_step=backward_passes_per_step,
+            groups=1 if grouped_allreduce else None,
         )
         return model, optimizer
 
@@ -122,7 +127,8 @@ class DDPBackend:
             dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
 
-    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int):
+    def wrap(self, model, optimizer, fp16_allreduce: bool, backward_passes_per_step: int, grouped_allreduce: bool):
+        """`grouped_allreduce` is Horovod's; DDP buckets gradients itself."""
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None

@@ -47,6 +47,7 @@ class TrainPlan:
     grad_clip: float | None
     backward_passes_per_step: int
     fp16_allreduce: bool
+    grouped_allreduce: bool  # Horovod: one grouped allreduce per step instead of one per gradient tensor
     patience: int
     monitor: str
     threads_per_worker: int

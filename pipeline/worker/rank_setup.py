@@ -107,7 +107,9 @@ def _resume_and_wrap(plan: TrainPlan, backend: RankBackend, model, optimizer) ->
         if backend.rank == 0:
             where = f", and {point.skip_steps} steps of the next" if point.skip_steps else ""
             log.info("resuming from checkpoint: epoch %d of %d already done%s", point.start_epoch, plan.epochs, where)
-    model, optimizer = backend.wrap(model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step)
+    model, optimizer = backend.wrap(
+        model, optimizer, plan.fp16_allreduce, plan.backward_passes_per_step, plan.grouped_allreduce
+    )
     if state is not None:
         # After wrapping: hvd.DistributedOptimizer re-creates the optimizer from its param_groups only,
         # so Adam moments loaded earlier would be silently dropped.

@@ -130,6 +130,7 @@ def test_plan_carries_each_setting_with_its_value(tmp_path):
         "train.epochs=4", "train.batch_size=32", "train.lr=0.05", "train.scale_lr_by_workers=false",
         "train.warmup_epochs=0.5", "train.weight_decay=0.01", "train.grad_clip=2.0",
         "train.backward_passes_per_step=3", "train.fp16_allreduce=true", "train.patience=9",
+        "train.grouped_allreduce=true",
         "train.monitor=val_loss", "train.threads_per_worker=3", "train.shuffle_buffer_rows=999",
         "train.max_steps_per_epoch=17", "train.seed=123", "train.model.hidden=[8]",
         "train.augment.flip=true", "train.augment.crop_padding=2", "train.precision=bf16",
