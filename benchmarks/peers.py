@@ -9,7 +9,8 @@ in rounds (`--rounds`, each round every contender once, in a rotating order, so 
     and a collate_fn that stacks the 40 columns into one float32 tensor (what our loader hands over), the model
     wrapped by `ray.train.torch.prepare_model` (DDP, gloo). Ray is started once with `num_cpus` = 2 + workers:
     Ray Data's read tasks need logical CPUs of their own beside the training workers (with only 2 they never
-    schedule); the machine has the same 2 physical cores either way.
+    schedule); the machine has the same 2 physical cores either way. Spark and Ray both stay up through the run,
+    each idle while the other trains.
 Every contender: MLP 40-256-256-1 built by the pipeline's model factory, AdamW, batch 4096 per worker, 1 torch
 thread per process, full epochs over the same rows, samples/s of the training steps of epochs 2.. (the first is
 warm-up), median over rounds. Goal (issue): ours >= 2x Ray Train at 2 workers. Results: results/peers.json.

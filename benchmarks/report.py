@@ -106,6 +106,8 @@ def _scale_rows(scale: dict, add) -> None:
             add("scale", f"{name}: marginal s per million rows, largest ÷ smallest, {span}", ratio, 1.15, False)
     for kind, stage in (("rank", "train"), ("python_worker", "score")):
         peaks = [s[f"peak_mb_{stage}"][kind] for s in sizes]
+        if not peaks[0]:  # a process too short-lived for the sampler (smoke sizes)
+            continue
         name = "training rank" if kind == "rank" else "pyfunc worker"
         add("scale", f"{name} peak RSS, largest size ÷ smallest, {span}", round(peaks[-1] / peaks[0], 3), 1.15, False)
 

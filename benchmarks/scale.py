@@ -190,7 +190,7 @@ def chart(sizes: list[dict], path: Path) -> None:
     cost.set(xscale="log", xlabel="rows (millions)", ylabel="seconds per million rows", title="cost per row")
     cost.legend()
     peaks = {
-        "driver": [s["peak_mb_driver"] or float("nan") for s in sizes],  # None: a size measured before VmHWM was
+        "driver": [s["peak_mb_driver"] or float("nan") for s in sizes],  # None: not measured (the size's note)
         "JVM": [max(s[f"peak_mb_{p}"]["jvm"] for p in ("prepare", "train", "score")) for s in sizes],
         "rank": [s["peak_mb_train"]["rank"] for s in sizes],
         "pyfunc worker": [s["peak_mb_score"]["python_worker"] for s in sizes],

@@ -105,6 +105,23 @@ def loader_only(path: Path) -> dict:
     }
 
 
+def bench_train(smoke: bool):
+    """The training settings every variant starts from: 4 epochs of 60 steps (2 of 5 in smoke runs), 1 thread."""
+    from pipeline.config.schema import TrainConfig
+
+    return TrainConfig(
+        epochs=2 if smoke else 4,
+        batch_size=256 if smoke else BATCH,
+        warmup_epochs=0.0,
+        patience=5,
+        monitor="val_loss",
+        threads_per_worker=1,
+        max_steps_per_epoch=5 if smoke else 60,
+        seed=0,
+        model=MODEL,
+    )
+
+
 def flat_feature_setup(features: Path, work: Path, train):
     """The pipeline config, feature spec and layout for the generated 40-float feature Parquet at `features`
     (linked where the layout expects prepared features), as prepare would have left them."""
@@ -143,21 +160,10 @@ def launch_variant(spark, setup, backend: str, procs: int, changes: dict, env: d
 
 def training_runs(features: Path, work: Path, smoke: bool) -> dict:
     """Each variant through the pipeline's own plan constructor and launcher, in one Spark session."""
-    from pipeline.config.schema import SparkConfig, TrainConfig
+    from pipeline.config.schema import SparkConfig
     from pipeline.data.session import build_spark
 
-    train = TrainConfig(
-        epochs=2 if smoke else 4,
-        batch_size=256 if smoke else BATCH,
-        warmup_epochs=0.0,
-        patience=5,
-        monitor="val_loss",
-        threads_per_worker=1,
-        max_steps_per_epoch=5 if smoke else 60,
-        seed=0,
-        model=MODEL,
-    )
-    setup = flat_feature_setup(features, work, train)
+    setup = flat_feature_setup(features, work, bench_train(smoke))
     spark = build_spark(SparkConfig(master="local[2]"))
     variants = [
         ("horovod", 1, {}, {}),
@@ -186,14 +192,10 @@ def training_runs(features: Path, work: Path, smoke: bool) -> dict:
 def horovod_sweep(features: Path, work: Path, rounds: int, smoke: bool) -> dict:
     """Horovod's 2-worker scaling by allreduce grouping x background cycle, rounds interleaved (with the 1-worker
     baseline in each round), so a noisy spell on this shared machine hits every variant alike."""
-    from pipeline.config.schema import SparkConfig, TrainConfig
+    from pipeline.config.schema import SparkConfig
     from pipeline.data.session import build_spark
 
-    train = TrainConfig(
-        epochs=2 if smoke else 4, batch_size=256 if smoke else BATCH, warmup_epochs=0.0, patience=5,
-        monitor="val_loss", threads_per_worker=1, max_steps_per_epoch=5 if smoke else 60, seed=0, model=MODEL,
-    )  # fmt: skip
-    setup = flat_feature_setup(features, work, train)
+    setup = flat_feature_setup(features, work, bench_train(smoke))
     spark = build_spark(SparkConfig(master="local[2]"))
     variants = {"horovod_1": (1, None, {})}
     for grouped in (False, True):
@@ -242,9 +244,6 @@ def main() -> None:
         write_features(features / "train", args.rows, row_group_rows=group)
         write_features(features / "val", evaluation_rows, seed=1, row_group_rows=group)
         write_features(features / "test", evaluation_rows, seed=2, row_group_rows=group)
-    if not big.exists():
-        write_features(big, args.big_rows, seed=3, row_group_rows=group)
-
     if args.sweep_rounds:
         import tempfile
 
@@ -252,6 +251,8 @@ def main() -> None:
         write_result(args, "horovod_sweep", result)
         print(json.dumps(result["scaling_efficiency_median"], indent=1))
         return
+    if not big.exists():
+        write_features(big, args.big_rows, seed=3, row_group_rows=group)
     bare = bare_torch(steps=5 if args.smoke else 100)
     print(f"bare torch loop: {bare:,.0f} samples/s", flush=True)
     import shutil
