@@ -60,9 +60,7 @@ class PeakMemory:
                     kind = _kind(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
                     if kind is None:
                         continue
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peaks[kind] = max(self.peaks[kind], int(line.split()[1]) / 1024)
+                    self.peaks[kind] = max(self.peaks[kind], _peak_mb(pid))
                 except OSError:
                     continue  # the process ended between the listing and the read
 
@@ -94,9 +92,10 @@ def _kind(cmdline: str) -> str | None:
     return None
 
 
-def _own_peak_mb() -> float:
-    """This process's peak RSS so far (VmHWM), read after each stage to tell which one raised the driver's."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _peak_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS so far (VmHWM, MB): the sampler's reading of each descendant, and this process's own
+    after each stage (to tell which stage raised the driver's)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -131,7 +130,7 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
         out["clean_rows"] = prepared.report.counts.clean_rows
         out["train_rows"] = prepared.report.split_rows["train"]
     out["peak_mb_prepare"] = dict(memory.peaks)
-    out["driver_peak_mb_after"] = {"prepare": _own_peak_mb()}
+    out["driver_peak_mb_after"] = {"prepare": _peak_mb()}
 
     model = {"type": "mlp", "hidden": [256, 256], "dropout": 0.0, "norm": "none"}
     train = TrainConfig(
@@ -145,7 +144,7 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
     out["train_samples_per_s"] = epoch["train_samples_per_s"]
     out["train_epoch_s"] = out["train_rows"] / epoch["train_samples_per_s"]
     out["peak_mb_train"] = dict(memory.peaks)
-    out["driver_peak_mb_after"]["train"] = _own_peak_mb()
+    out["driver_peak_mb_after"]["train"] = _peak_mb()
 
     store = Path(tempfile.mkdtemp(prefix="scale-store-"))
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
@@ -165,7 +164,7 @@ def measure(csv: Path, work: Path, rows: int, batch: int) -> dict:
         scored.write.format("noop").mode("overwrite").save()
         out["score_s"] = time.perf_counter() - started
     out["peak_mb_score"] = dict(memory.peaks)
-    out["driver_peak_mb_after"]["score"] = _own_peak_mb()
+    out["driver_peak_mb_after"]["score"] = _peak_mb()
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a parent that generated the CSV inflated it
     out["peak_mb_driver"] = out["driver_peak_mb_after"]["score"]
     spark.stop()
