@@ -44,12 +44,12 @@ def register_champion(spec, prepared, store: Path, name: str, experiment_id: str
     return model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of the prepared flights demo")
     parser.add_argument("--from", dest="first", default="2013-10-01")
     parser.add_argument("--to", dest="last", default="2013-12-31")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.first, args.last = "2013-12-30", "2013-12-31"
     sys.path.insert(0, str(ROOT))

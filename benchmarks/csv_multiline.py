@@ -30,11 +30,11 @@ def quoted_csv(path: Path, rows: int = 2_000) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--csv", default=str(ROOT / "data/raw/flights/flights.csv"))
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.csv, args.repeat = str(quoted_csv(scratch_dir(args, ROOT / "data" / "bench") / "quoted.csv")), 1
     sys.path.insert(0, str(ROOT))

@@ -147,11 +147,11 @@ def image_source_rate(folder: Path, count: int) -> tuple[float, int]:
     return rows / seconds, 2
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-demos", action="store_true", help="only the image-decoding measurement")
     parser.add_argument("--images", type=int, default=4000, help="generated JPEGs for the decoding measurement")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.images = 40
     from pipeline.data.demo import write_digits_images, write_reviews

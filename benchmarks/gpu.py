@@ -307,10 +307,10 @@ def exact_resume(work: Path, specs: dict, smoke: bool, use_gpu: bool) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--child", nargs=3, metavar=("KIND", "PRECISION", "WORK"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import torch
 
     use_gpu = torch.cuda.is_available() and not args.smoke

@@ -494,7 +494,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=4_000_000, help="tabular rows (default: ~1 min in all here)")
     parser.add_argument("--repeats", type=int, default=1)
@@ -502,7 +502,7 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return

@@ -57,11 +57,11 @@ def decode_seconds(path: str) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of a prepared demo")
     parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.repeats = 1
     import pyarrow as pa

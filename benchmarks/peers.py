@@ -180,13 +180,13 @@ def summarise(samples: dict[str, list[float]], args) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.smoke:
         args.rows, args.epochs, args.rounds = 20_000, 2, 1

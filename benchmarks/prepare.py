@@ -270,7 +270,7 @@ def child(kind: str, csv: Path, work: Path, master: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--csv")
     parser.add_argument("--work")
     parser.add_argument("--master")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         sys.path.insert(0, str(ROOT))
         result = (

@@ -138,10 +138,10 @@ def replace_readme_table(readme: str, table_md: str) -> str:
     return f"{head}{BEGIN}\n{table_md}{END}{tail}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--readme", action="store_true", help="also rewrite the table in benchmarks/README.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke and args.readme:
         raise SystemExit("--readme with --smoke would put a smoke run's figures into benchmarks/README.md")
     folder = results_dir(args)

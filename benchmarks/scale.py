@@ -236,13 +236,13 @@ def _earlier_sizes(args: argparse.Namespace, measuring: list[int]) -> list[dict]
     return [size for size in json.loads(earlier.read_text())["sizes"] if size["rows"] not in measuring]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,16,32", help="millions of rows, comma-separated")
     parser.add_argument("--data", default=str(ROOT / "data" / "bench"))
     parser.add_argument("--merge", action="store_true", help="keep the sizes already in results/scale.json")
     parser.add_argument("--child", nargs=4, metavar=("CSV", "WORK", "ROWS", "BATCH"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.child:
         csv, work, rows, batch = args.child

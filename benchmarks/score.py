@@ -19,12 +19,12 @@ from pathlib import Path
 from harness import ROOT, bench_parser, write_result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batches", default="10000,100000,200000")
     parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of a prepared run (make demo)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.rows, args.batches = 2_000, "500,1000"
     sys.path.insert(0, str(ROOT))

@@ -95,14 +95,14 @@ def phases(work: Path, started: float, ended: float) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_500)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--name", help="result file name (default: small_table, small_table_wide with --wide)")
     parser.add_argument("--repo", default=str(ROOT), help="checkout whose pipeline runs (default: this one)")
     parser.add_argument("--wide", action="store_true", help="35 columns (ids, a date, a text, 22 numbers, 8 codes)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.rows, args.repeat = 400, 1
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

@@ -70,11 +70,11 @@ def timed(action, repeats: int) -> float:
     return float(np.median(seconds)) * 1000
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--parameters", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.parameters, args.repeats = 1_000_000, 2
     server, url = start_s3()

@@ -220,7 +220,7 @@ def horovod_sweep(features: Path, work: Path, rounds: int, smoke: bool) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["loader"])
     parser.add_argument("--sweep-rounds", type=int, help="only the Horovod grouping x cycle sweep, this many rounds")
     parser.add_argument("--path")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.child == "loader":
         print(json.dumps(loader_only(Path(args.path))))

@@ -114,11 +114,11 @@ def gradient_boosting_reference(work_dir: Path) -> dict:
     return {"test_auc": float(roc_auc_score(test["label"], model.predict_proba(test[columns])[:, 1]))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = bench_parser(__doc__.splitlines()[0])
     parser.add_argument("--store", help="reuse this folder's stores (finished studies are not rerun)")
     parser.add_argument("--work-dir", default=str(ROOT / "work"), help="work_dir of the prepared demo (make demo)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     work_dir = Path(args.work_dir).resolve()
     if not (work_dir / "prepared" / "feature_spec.json").exists():
         raise SystemExit(f"no prepared demo data in {work_dir}/prepared: run `make demo` first")

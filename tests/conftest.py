@@ -147,3 +147,29 @@ def cli_session(spark, monkeypatch):
     yield masters
     for name, level in levels.items():  # main() sets these for a real command line
         logging.getLogger(name).setLevel(level)
+
+
+# Parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: make test / make test-all): tests that share an expensive
+# session fixture run in one worker, so it is built once per session, not once per worker; every integration module
+# stays in one worker (its module fixtures: one model, one server each). Unit and Spark tests spread freely.
+SHARED_FIXTURE_GROUPS = (
+    ("cluster", {"standalone_cluster", "cluster_prepared"}),
+    ("flights", {"trained_flights_session", "prepared_flights"}),
+)
+
+
+def xdist_group_of(item) -> str | None:
+    """The xdist group of one collected test: by the shared fixtures it uses, else its integration module."""
+    names = set(item.fixturenames)
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    for group, fixtures in SHARED_FIXTURE_GROUPS:
+        if names & fixtures:
+            return group
+    return module if ".integration." in item.module.__name__ else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group_of(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -30,10 +30,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXPERIMENT = "flights-delay"  # conf/flights.yaml
 SCORE_DATE = "2013-12-30"
-# About 640 steps (several seconds) per epoch on one core per rank; the faults strike at the first mid-epoch
-# checkpoint of an epoch (step 50), so the relaunch continues inside an epoch. Rank 0 holds right after writing it
-# (the `hold_at_checkpoint` seam) until the fault has struck: the resume point does not depend on the load.
-TRAIN = ["train.nics=[lo]", "train.epochs=3", "train.batch_size=32", "train.seed=5", "train.model.hidden=[32]"]
+# About 160 steps per epoch on one core per rank (few, yet step 50 stays well inside an epoch); the faults strike at
+# the first mid-epoch checkpoint of an epoch (step 50), so the relaunch continues inside an epoch. Rank 0 holds right
+# after writing it (the `hold_at_checkpoint` seam) until the fault has struck: the resume point does not depend on
+# the load.
+TRAIN = ["train.nics=[lo]", "train.epochs=3", "train.batch_size=128", "train.seed=5", "train.model.hidden=[32]"]
 TRAIN += ["train.checkpoint_every_steps=50", "train.restart_wait_s=120", "tracking.model_name=flights-faults"]
 RECOVERY: dict[str, dict] = {}  # what each fault cost, logged at the end of the module
 
@@ -105,14 +106,17 @@ def _wait(what: str, check, timeout_s: float = 300, job: subprocess.Popen | None
     pytest.fail(f"{what}: not after {timeout_s} s")
 
 
-def executor_pids() -> list[int]:
-    """The executor JVMs running on this machine (one application at a time in these tests)."""
+def executor_pids(cluster: dict) -> list[int]:
+    """The executor JVMs this cluster's Workers run (one application at a time on it). Only below its Workers: a
+    test beside this one (pytest-xdist) may run local-cluster executors of its own."""
+    workers = [s for name, s in cluster["services"].items() if name.startswith("worker") and s.running()]
+    below = set().union(*(_process_tree(worker.process.pid) for worker in workers))
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    if b"CoarseGrainedExecutorBackend" in cmdline.read():
+                    if b"CoarseGrainedExecutorBackend" in cmdline.read() and int(entry) in below:
                         pids.append(int(entry))
             except OSError:
                 continue
@@ -219,7 +223,7 @@ def faulted_run(faults_setup, tmp_path_factory):
         (holds / f"release-{epoch}").touch()
 
     at_checkpoint(0)
-    victim = executor_pids()[:1]
+    victim = executor_pids(cluster)[:1]
     assert victim, "no executor JVM found to kill"
     doomed = _process_tree(victim[0])  # a rank outlives its JVM for a moment: release once the whole tree is gone
     os.kill(victim[0], signal.SIGKILL)

@@ -51,15 +51,15 @@ def test_torch_distributor_backend_trains_the_same_loop(spark, train_config_fact
     assert len(result.history) == 3
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(spark, train_config_factory):
-    """The run every interrupted one below must reproduce exactly."""
-    return run_train(spark, train_config_factory("train.seed=11"))
+@pytest.fixture
+def uninterrupted(trained_flights_session):
+    """The run every interrupted one below must reproduce exactly: the suite's shared training, same settings."""
+    return trained_flights_session[1]
 
 
 def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch, uninterrupted):
 
-    config = train_config_factory("train.seed=11")
+    config = train_config_factory()
     monkeypatch.setenv(faults.ENV, "train_step:1,5,1")  # rank 1 hard-exits at epoch 1 (0-based), step 5
     started = time.monotonic()
     with pytest.raises(TrainingError) as err:
@@ -183,7 +183,7 @@ def test_lost_rank_is_relaunched_in_the_same_run_and_resumes_mid_epoch_exactly(
 ):
 
     # Checkpoints every 2 steps; rank 1 dies once at epoch 1, step 5: the relaunch continues at step 4.
-    config = train_config_factory("train.seed=11", "train.max_restarts=2", "train.checkpoint_every_steps=2")
+    config = train_config_factory("train.max_restarts=2", "train.checkpoint_every_steps=2")
     monkeypatch.setenv(faults.ENV, "train_step:1,5,1")
     monkeypatch.setenv(faults.ONCE_ENV, str(tmp_path / "fired"))
     outcome = run_train(spark, config)
