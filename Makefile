@@ -7,7 +7,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 
-.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all lint mlflow-ui clean bench bench-deep bench-scale bench-peers bench-setup
+.PHONY: gpu-check setup demo demo-custom-model demo-images demo-text demo-monitor run test test-all coverage lint mlflow-ui clean bench bench-deep bench-scale bench-peers bench-setup
 
 setup: $(STAMP)
 
@@ -61,15 +61,26 @@ DATE ?= 2013-12-31
 run: setup
 	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) $(if $(DATE),--date $(DATE)) $(ARGS)
 
-# The inner loop (about 10 min on 2 cores): unit, Spark and the fast integration tests; tests marked `slow`
-# (the standalone cluster and its faults, the browser, PostgreSQL, the longer studies) are left to test-all.
-test: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
+# Two pytest-xdist workers: much of a test's time is waiting (JVM and executor starts, servers, a fault's outage),
+# and the other worker fills it. Tests sharing an expensive fixture stay in one worker (tests/conftest.py groups).
+# PARALLEL= runs them one after another in this process.
+PARALLEL ?= -n 2 --dist loadgroup
 
-# Everything, what CI runs (.ci/run): every tier, about 60 min on 2 cores from a fresh clone (set-up included).
+# The inner loop: unit, Spark and the fast integration tests; tests marked `slow` (the standalone cluster and its
+# faults, the browser, PostgreSQL, the longer studies) are left to test-all.
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests $(PARALLEL) $(PYTEST_ARGS)
+
+# Everything, what CI runs (.ci/run): every tier.
 # Ray (the `bench` extra) too: the benchmarks' smoke runs measure Ray beside ours, so a Ray change breaks CI.
 test-all: setup bench-setup
-	$(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q tests $(PARALLEL) $(PYTEST_ARGS)
+
+# Line and branch coverage of pipeline/ over everything test-all runs (the driver side: ranks and executors are
+# other processes), as a table and work/coverage.json.
+coverage: setup bench-setup
+	$(BIN)/python -m pytest -q tests $(PARALLEL) --cov=pipeline --cov-branch --cov-report=term \
+		--cov-report=json:work/coverage.json $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check pipeline jobs tests benchmarks examples

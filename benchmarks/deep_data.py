@@ -18,15 +18,13 @@ benchmarks/results/deep_data.json.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import ROOT, bench_parser, results_dir, scratch_dir, write_result
+from harness import ROOT, bench_parser, results_dir, run_pipeline, scratch_dir, write_result
 
 sys.path.insert(0, str(ROOT))
 # --smoke: two epochs, the least that beats the constant baseline (scoring needs a champion); quality means nothing
@@ -43,13 +41,13 @@ def run_demo(conf: str, raw: Path, work: Path, smoke: bool) -> dict:
     import mlflow
 
     store = work / "mlflow"
-    command = [sys.executable, "-m", "pipeline", "run", "--conf", f"conf/{conf}", "--conf", "conf/local.yaml"]
+    command = ["run", "--conf", f"conf/{conf}", "--conf", "conf/local.yaml"]
     settings = [f"work_dir={work}", f"tracking.uri=sqlite:///{store}.db", f"tracking.artifact_root={store}-art"]
     for item in settings + (SMOKE_TRAINING if smoke else []):
         command += ["--set", item]
     command += ["--batch-id", "bench"]
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "RAW_DIR": str(raw)})
+    run_pipeline(command, {"RAW_DIR": str(raw)}, in_process=smoke)
     seconds = time.perf_counter() - started
     mlflow.set_tracking_uri(f"sqlite:///{store}.db")
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`pipeline.stage` = 'train'")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -52,3 +54,26 @@ def scratch_dir(args: argparse.Namespace, default: Path) -> Path:
     folder = results_dir(args) / "data" if args.smoke else default
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def run_pipeline(argv: list[str], env: dict[str, str] | None = None, *, in_process: bool = False) -> None:
+    """`python -m pipeline ARGV` from the checkout's root. A measured run gives the command its own process, as a user
+    runs it; a smoke run (`in_process=True`) calls the same `main` here: benchmarks/smoke.py runs every script in one
+    process, and a Python start plus a JVM start per command would cost more than the tiny command itself."""
+    if not in_process:
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", *argv], cwd=ROOT, check=True, env={**os.environ, **(env or {})}
+        )
+        return
+    from pipeline.cli import main
+    from pipeline.environment import scoped_env
+
+    before = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with scoped_env(env or {}):
+            code = main(list(argv))
+    finally:
+        os.chdir(before)
+    if code != 0:
+        raise SystemExit(f"python -m pipeline {' '.join(argv)} exited with {code}")

@@ -13,24 +13,21 @@ Epochs run and wall time come from each study's `tune` run. HistGradientBoosting
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from harness import ROOT, bench_parser, write_result
+from harness import ROOT, bench_parser, run_pipeline, write_result
 
 CONFS = ["conf/flights.yaml", "conf/local.yaml", "conf/flights_tune.yaml"]
 # --smoke: the fewest trials that still let the second one be pruned, 2 steps per epoch
 SMOKE_SETTINGS = ["tune.trials=2", "tune.pruner_startup_trials=1", "train.epochs=2", "train.max_steps_per_epoch=2"]
 
 
-def run_study(store: Path, common: list[str], study: str, *overrides: str) -> dict:
-    """One `tune` process; returns its tune run's metrics and the trials."""
+def run_study(store: Path, common: list[str], study: str, *overrides: str, in_process: bool = False) -> dict:
+    """One `tune` command (its own process unless `in_process`); returns its tune run's metrics and the trials."""
     import mlflow
 
-    command = [sys.executable, "-m", "pipeline", "tune"]
+    command = ["tune"]
     for conf in CONFS:
         command += ["--conf", conf]
     settings = [
@@ -44,7 +41,7 @@ def run_study(store: Path, common: list[str], study: str, *overrides: str) -> di
     ]
     for item in settings:
         command += ["--set", item]
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # finished: no-op
+    run_pipeline(command, {"PYTHONUNBUFFERED": "1"}, in_process=in_process)  # a finished study: a no-op
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
     runs = mlflow.search_runs(
         experiment_names=["flights-delay"],
@@ -56,7 +53,7 @@ def run_study(store: Path, common: list[str], study: str, *overrides: str) -> di
     return {"metrics": metrics, "trials": trials}
 
 
-def default_training(store: Path, common: list[str]) -> dict:
+def default_training(store: Path, common: list[str], in_process: bool = False) -> dict:
     """The untuned default (conf/flights.yaml as `make demo` trains it), in the same run: its test AUC."""
     import mlflow
 
@@ -67,12 +64,12 @@ def default_training(store: Path, common: list[str]) -> dict:
 
     if (store / "mlflow.db").exists() and len(finished()):  # --store of an earlier run: reuse it
         return {"test_auc": float(finished()["metrics.test_auc"].iloc[0])}
-    command = [sys.executable, "-m", "pipeline", "train", "--conf", CONFS[0], "--conf", CONFS[1]]
+    command = ["train", "--conf", CONFS[0], "--conf", CONFS[1]]
     for item in (f"tracking.uri=sqlite:///{store}/mlflow.db", f"tracking.artifact_root={store}/artifacts"):
         command += ["--set", item]
     for item in ("tracking.model_name=bench-default", *common):
         command += ["--set", item]
-    subprocess.run(command, cwd=ROOT, check=True)
+    run_pipeline(command, in_process=in_process)
     return {"test_auc": float(finished()["metrics.test_auc"].iloc[0])}
 
 
@@ -124,10 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no prepared demo data in {work_dir}/prepared: run `make demo` first")
     store = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="tune-bench-"))
     common = [f"work_dir={work_dir}", *(SMOKE_SETTINGS if args.smoke else [])]
-    default = default_training(store, common)
-    pruned = run_study(store, common, "pruned")
+    default = default_training(store, common, in_process=args.smoke)
+    pruned = run_study(store, common, "pruned", in_process=args.smoke)
     queue_same_trials(store, "pruned", "unpruned")
-    unpruned = run_study(store, common, "unpruned", "tune.pruner=none")
+    unpruned = run_study(store, common, "unpruned", "tune.pruner=none", in_process=args.smoke)
     reference = gradient_boosting_reference(work_dir)
     result = {
         "default_mlp": default,

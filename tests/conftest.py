@@ -149,27 +149,37 @@ def cli_session(spark, monkeypatch):
         logging.getLogger(name).setLevel(level)
 
 
-# Parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: make test / make test-all): tests that share an expensive
-# session fixture run in one worker, so it is built once per session, not once per worker; every integration module
-# stays in one worker (its module fixtures: one model, one server each). Unit and Spark tests spread freely.
+# Parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: make test / make test-all): the tests of an integration
+# module that uses an expensive session fixture run in that fixture's worker, so it is built once per session, not
+# once per worker; every integration module stays in one worker (its module fixtures: one model, one server each).
+# Unit and Spark tests spread freely, unless they use a shared fixture.
 SHARED_FIXTURE_GROUPS = (
     ("cluster", {"standalone_cluster", "cluster_prepared"}),
     ("flights", {"trained_flights_session", "prepared_flights"}),
 )
 
 
-def xdist_group_of(item) -> str | None:
-    """The xdist group of one collected test: by the shared fixtures it uses, else its integration module."""
-    names = set(item.fixturenames)
-    module = item.module.__name__.rsplit(".", 1)[-1]
-    for group, fixtures in SHARED_FIXTURE_GROUPS:
-        if names & fixtures:
-            return group
-    return module if ".integration." in item.module.__name__ else None
+def _scope(item) -> str:
+    """An integration module is grouped as a whole (its module fixtures); a unit or Spark test by itself."""
+    return item.module.__name__ if ".integration." in item.module.__name__ else item.nodeid
+
+
+def xdist_groups(items) -> dict[str, str | None]:
+    """Each collected test's xdist group: the shared fixture group of what its scope uses, else its integration
+    module's name, else None (runs wherever a worker is free)."""
+    used: dict[str, set[str]] = {}
+    for item in items:
+        used.setdefault(_scope(item), set()).update(item.fixturenames)
+    groups = {}
+    for item in items:
+        scope = _scope(item)
+        shared = [group for group, fixtures in SHARED_FIXTURE_GROUPS if used[scope] & fixtures]
+        groups[item.nodeid] = shared[0] if shared else (scope if scope != item.nodeid else None)
+    return groups
 
 
 def pytest_collection_modifyitems(config, items):
+    groups = xdist_groups(items)
     for item in items:
-        group = xdist_group_of(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+        if groups[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))

@@ -25,3 +25,27 @@ def test_make_test_all_runs_every_tier_and_ci_calls_it():
     assert "pytest -q tests" in test_all and "not slow" not in test_all
     assert '-m "not slow"' in makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "make test-all" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_parallel_workers_keep_shared_fixtures_and_integration_modules_together():
+    from types import SimpleNamespace
+
+    from tests.conftest import xdist_groups
+
+    def item(module: str, name: str, *fixtures: str):
+        module_ = SimpleNamespace(__name__=module)
+        return SimpleNamespace(module=module_, nodeid=f"{module}::{name}", fixturenames=fixtures)
+
+    items = [
+        item("tests.integration.test_a", "uses_the_model", "spark", "trained_flights_session"),
+        item("tests.integration.test_a", "spark_only", "spark"),  # its module's model: the same worker
+        item("tests.integration.test_b", "on_the_cluster", "cluster_prepared", "flights_raw"),
+        item("tests.integration.test_c", "own_server", "spark"),
+        item("tests.spark.test_d", "prepared", "spark", "prepared_flights"),
+        item("tests.spark.test_d", "plain", "spark"),
+    ]
+    assert list(xdist_groups(items).values()) == [
+        "flights", "flights", "cluster", "tests.integration.test_c", "flights", None,
+    ]  # fmt: skip
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--dist loadgroup" in makefile  # plain `load` would ignore the groups
