@@ -83,6 +83,7 @@ def test_regression_in_hundreds_of_thousands_with_defaults(spark, tmp_path, monk
     assert np.sqrt(((predictions["prediction"] - predictions["price"]) ** 2).mean()) < 0.5 * baseline
 
 
+@pytest.mark.slow  # drafting, a wide table and the whole chain; the inner loop has the regression chain above
 def test_small_wide_table_from_the_drafted_config(spark, tmp_path, cli_session, capsys, caplog):
     """infer-schema --features drafts the whole config of a wide table, and the draft runs as is."""
     from pipeline.cli import main

@@ -176,6 +176,7 @@ def test_tracking_server_unreachable_fails_before_training(spark, train_config_f
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow  # a scoring process killed and rerun: make test-all (fault kinds live in the full tier)
 def test_scoring_killed_before_publish_then_rerun_matches(trained_flights, spark, flights_raw):
     config, _ = trained_flights
     date = "2013-12-20"

@@ -61,6 +61,7 @@ def test_a_score_run_writes_its_drift_rows_metrics_and_chart(trained_flights, sp
     assert spark.read.parquet(monitoring).count() == len(everything)
 
 
+@pytest.mark.slow  # a second monitored score run through the CLI: make test-all
 def test_the_failure_level_holds_predictions_and_exits_3(trained_flights, spark, tmp_path, cli_session, caplog):
     config, _ = trained_flights
     settings = [

@@ -57,6 +57,7 @@ def uninterrupted(trained_flights_session):
     return trained_flights_session[1]
 
 
+@pytest.mark.slow  # exact resume after a lost rank stays in the inner loop (the relaunch test below)
 def test_killed_worker_fails_fast_then_rerun_resumes_exactly(spark, train_config_factory, monkeypatch, uninterrupted):
 
     config = train_config_factory()
