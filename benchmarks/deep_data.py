@@ -37,7 +37,8 @@ PUBLISHED_CNN_SOURCE = "https://github.com/eriklindernoren/ML-From-Scratch (READ
 
 
 def run_demo(conf: str, raw: Path, work: Path, smoke: bool) -> dict:
-    """The whole chain (`python -m pipeline run`) in its own process; the train run's test metrics and seconds."""
+    """The whole chain (`python -m pipeline run`; its own process, in this one for a smoke run); the train run's test
+    metrics and seconds."""
     import mlflow
 
     store = work / "mlflow"

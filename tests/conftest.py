@@ -178,6 +178,7 @@ def xdist_groups(items) -> dict[str, str | None]:
     return groups
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which writes the group into each test id
 def pytest_collection_modifyitems(config, items):
     groups = xdist_groups(items)
     for item in items:
