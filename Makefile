@@ -61,10 +61,10 @@ DATE ?= 2013-12-31
 run: setup
 	$(BIN)/python -m pipeline run --conf $(CONF) --conf $(ENV_CONF) $(if $(DATE),--date $(DATE)) $(ARGS)
 
-# Two pytest-xdist workers: much of a test's time is waiting (JVM and executor starts, servers, a fault's outage),
-# and the other worker fills it. Tests sharing an expensive fixture stay in one worker (tests/conftest.py groups).
-# PARALLEL= runs them one after another in this process.
-PARALLEL ?= -n 2 --dist loadgroup
+# One test after another by default: on 2 cores two pytest-xdist workers were no faster (measured: each test ran
+# 1.7-2.8x slower beside the other worker; tests/README.md). Where there are more cores:
+# PARALLEL="-n 4 --dist loadgroup" (tests sharing an expensive fixture stay in one worker: tests/conftest.py).
+PARALLEL ?=
 
 # The inner loop: unit, Spark and the fast integration tests; tests marked `slow` (the standalone cluster and its
 # faults, the browser, PostgreSQL, the longer studies) are left to test-all.

@@ -48,7 +48,7 @@ def test_parallel_workers_keep_shared_fixtures_and_integration_modules_together(
         "flights", "flights", "cluster", "tests.integration.test_c", "flights", None,
     ]  # fmt: skip
     makefile = (ROOT / "Makefile").read_text()
-    assert "--dist loadgroup" in makefile  # plain `load` would ignore the groups
+    assert "--dist loadgroup" in makefile  # the documented opt-in; plain `load` would ignore the groups
     import pytest
 
     # pytest 9.2 keeps test ids where xdist 3.8 cannot append the group: both workers would build the cluster
