@@ -149,10 +149,10 @@ def cli_session(spark, monkeypatch):
         logging.getLogger(name).setLevel(level)
 
 
-# Parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: make test / make test-all): the tests of an integration
-# module that uses an expensive session fixture run in that fixture's worker, so it is built once per session, not
-# once per worker; every integration module stays in one worker (its module fixtures: one model, one server each).
-# Unit and Spark tests spread freely, unless they use a shared fixture.
+# Parallel runs (pytest-xdist, opted in with `make test-all PARALLEL="-n 4 --dist loadgroup"`): the tests of an
+# integration module that uses an expensive session fixture run in that fixture's worker, so it is built once per
+# session, not once per worker; every integration module stays in one worker (its module fixtures: one model, one
+# server each). Unit and Spark tests spread freely, unless they use a shared fixture.
 SHARED_FIXTURE_GROUPS = (
     ("cluster", {"standalone_cluster", "cluster_prepared"}),
     ("flights", {"trained_flights_session", "prepared_flights"}),
